@@ -1,0 +1,138 @@
+"""Depth metrics as the paper, ZoeDepth and Monodepth2 compute them, and the paper's AIDE_k.
+
+Per image: the prediction is resized to the ground-truth resolution (bilinear,
+align_corners=True as ZoeDepth's ``compute_metrics``), NaN/inf predictions are replaced and the
+prediction is clamped to [min_depth, max_depth] (ZoeDepth), and the valid pixels are
+``gt > 0 and gt <= max_depth``. Dataset figures are the mean of the per-image figures.
+"""
+
+from typing import Dict, Iterable, Optional, Tuple
+
+import numpy as np
+
+from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
+from avs_net_ros.core.resize import resize_bilinear
+
+METRIC_NAMES = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'delta1', 'delta2', 'delta3')
+#: True where larger is better.
+HIGHER_IS_BETTER = {name: name.startswith('delta') for name in METRIC_NAMES}
+
+
+def prepare_prediction(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+                       min_depth: float = 1e-3) -> Tuple[np.ndarray, np.ndarray]:
+    """Return (prediction at gt resolution, clamped; valid-pixel mask) for one image."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if gt.ndim != 2 or pred.ndim != 2:
+        raise AvsInputError(f'depth maps must be 2-D (H, W); got prediction {pred.shape} and '
+                            f'ground truth {gt.shape}')
+    if pred.shape != gt.shape:
+        pred = resize_bilinear(np.nan_to_num(pred, nan=min_depth, posinf=max_depth,
+                                             neginf=min_depth), gt.shape, align_corners=True)
+    pred = np.clip(np.nan_to_num(pred, nan=min_depth, posinf=max_depth, neginf=min_depth),
+                   min_depth, max_depth)
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth)
+    return pred, valid
+
+
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+                  min_depth: float = 1e-3, mask: Optional[np.ndarray] = None
+                  ) -> Dict[str, float]:
+    """Compute METRIC_NAMES for one image; ``mask`` further restricts the valid pixels.
+
+    Raises:
+        EmptyMaskError: the image has no valid ground-truth pixel.
+
+    """
+    p, valid = prepare_prediction(pred, gt, max_depth=max_depth, min_depth=min_depth)
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)
+    if not valid.any():
+        raise EmptyMaskError(f'no valid ground-truth pixel (0 < gt <= {max_depth} m)')
+    p = p[valid]
+    g = np.asarray(gt, dtype=np.float64)[valid]
+    thresh = np.maximum(g / p, p / g)
+    return {
+        'abs_rel': float(np.mean(np.abs(g - p) / g)),
+        'sq_rel': float(np.mean((g - p) ** 2 / g)),
+        'rmse': float(np.sqrt(np.mean((g - p) ** 2))),
+        'rmse_log': float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
+        'log10': float(np.mean(np.abs(np.log10(g) - np.log10(p)))),
+        'delta1': float(np.mean(thresh < 1.25)),
+        'delta2': float(np.mean(thresh < 1.25 ** 2)),
+        'delta3': float(np.mean(thresh < 1.25 ** 3)),
+    }
+
+
+class MetricAverager:
+    """Mean of per-image metric dicts (the dataset figure)."""
+
+    def __init__(self) -> None:
+        """Start with no image."""
+        self._sums: Dict[str, float] = {}
+        self.count = 0
+
+    def add(self, metrics: Dict[str, float]) -> None:
+        """Add one image's metrics."""
+        for k, v in metrics.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def mean(self) -> Dict[str, float]:
+        """Return the mean of each metric over the images added."""
+        if self.count == 0:
+            raise EmptyMaskError('no image was scored')
+        return {k: v / self.count for k, v in self._sums.items()}
+
+
+def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray, gt: np.ndarray, *,
+                  max_depth: float, min_depth: float = 1e-3,
+                  band_width: float = 1.0) -> Dict[int, float]:
+    """Per-image absolute-error improvement of AV over visual-only, per depth band.
+
+    For band k (``k*w < gt < (k+1)*w``, the paper's Eq. 1-4): the mean over the band's valid
+    pixels of ``|M_OV - gt| - |M_AV - gt|``. Positive means the audio-visual prediction is
+    closer. Bands without pixels in this image are absent from the result.
+    """
+    p_ov, valid = prepare_prediction(pred_ov, gt, max_depth=max_depth, min_depth=min_depth)
+    p_av, _ = prepare_prediction(pred_av, gt, max_depth=max_depth, min_depth=min_depth)
+    g = np.asarray(gt, dtype=np.float64)
+    gain = np.abs(p_ov - g) - np.abs(p_av - g)
+    g_valid = g[valid]
+    gain = gain[valid]
+    band = np.floor(g_valid / band_width).astype(np.int64)
+    inside = g_valid > band * band_width  # strict lower edge, as in the paper
+    out: Dict[int, float] = {}
+    for k in np.unique(band[inside]):
+        sel = inside & (band == k)
+        out[int(k)] = float(gain[sel].mean())
+    return out
+
+
+class AideAccumulator:
+    """AIDE_k over a dataset: mean over the images that have pixels in band k."""
+
+    def __init__(self) -> None:
+        """Start with no image."""
+        self._sums: Dict[int, float] = {}
+        self._counts: Dict[int, int] = {}
+
+    def add(self, per_band: Dict[int, float]) -> None:
+        """Add one image's ``aide_per_band`` result."""
+        for k, v in per_band.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+            self._counts[k] = self._counts.get(k, 0) + 1
+
+    def result(self) -> Dict[int, Tuple[float, int]]:
+        """Return {band k: (AIDE_k, number of images)} sorted by k."""
+        return {k: (self._sums[k] / self._counts[k], self._counts[k])
+                for k in sorted(self._sums)}
+
+
+def summarize(metrics: Iterable[Dict[str, float]]) -> Dict[str, float]:
+    """Mean of an iterable of per-image metric dicts."""
+    avg = MetricAverager()
+    for m in metrics:
+        avg.add(m)
+    return avg.mean()

@@ -1,0 +1,34 @@
+"""ament_python build script for avs_net_ros."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'avs_net_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')
+         + glob('config/*.xml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='avs_net_ros developers',
+    maintainer_email='avs-net-ros@example.org',
+    description='Metric depth from one camera plus a chirp and binaural echoes (AVS-Net).',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'avs_pipeline_demo = avs_net_ros.tools.pipeline_demo:main',
+            'avs_validate_model = avs_net_ros.tools.validate_model:main',
+        ],
+    },
+)
