@@ -14,10 +14,11 @@ Defaults and where they come from:
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from avs_net_ros.core.errors import AvsInputError, NoDirectPathError
+
 import numpy as np
 from scipy import signal
 
-from avs_net_ros.core.errors import AvsInputError, NoDirectPathError
 
 #: Speed of sound BatVision assumes when it cuts the echo window (m/s).
 BATVISION_SPEED_OF_SOUND = 340.0
@@ -92,7 +93,7 @@ def speed_of_sound(temperature_c: float = 20.0) -> float:
 
 def echo_window_samples(max_depth: float, sample_rate: int,
                         speed_of_sound_mps: float = BATVISION_SPEED_OF_SOUND) -> int:
-    """Samples covering the round trip to ``max_depth`` metres (BatVision's formula)."""
+    """Return the samples covering the round trip to ``max_depth`` metres (BatVision's formula)."""
     if max_depth <= 0 or sample_rate <= 0 or speed_of_sound_mps <= 0:
         raise AvsInputError(
             f'echo window needs positive max_depth, sample_rate and speed of sound, got '

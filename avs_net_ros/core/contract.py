@@ -229,7 +229,7 @@ def _check_io(kind: str, v: Dict[str, object], inputs: Optional[Dict[str, Sequen
         got = inputs.get(name)
         if got is None:
             continue
-        fixed = [d for d in list(got)[1:]]
+        fixed = list(got)[1:]
         if len(got) != 4 or any(isinstance(d, int) and d != w for d, w in zip(fixed, want)):
             problems.append(f'input {name!r} has shape {list(got)}, expected [batch, '
                             f'{", ".join(map(str, want))}]')

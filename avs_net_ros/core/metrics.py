@@ -8,10 +8,11 @@ prediction is clamped to [min_depth, max_depth] (ZoeDepth), and the valid pixels
 
 from typing import Dict, Iterable, Optional, Tuple
 
-import numpy as np
-
 from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
 from avs_net_ros.core.resize import resize_bilinear
+
+import numpy as np
+
 
 METRIC_NAMES = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'delta1', 'delta2', 'delta3')
 #: True where larger is better.

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import math
 from typing import Optional
 
+from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
+
 import numpy as np
 
-from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
 
 SCALE_METHODS = ('median', 'least_squares', 'scale_shift')
 RELATIVE_KINDS = ('depth', 'disparity')
@@ -194,7 +195,7 @@ class ScaleFilter:
         return True
 
     def value(self, stamp: float) -> Optional[float]:
-        """Filtered scale at ``stamp``, or None when empty or older than ``max_age``."""
+        """Return the filtered scale at ``stamp``, or None when empty or older than ``max_age``."""
         if self._log_scale is None or self._stale(stamp):
             return None
         return math.exp(self._log_scale)

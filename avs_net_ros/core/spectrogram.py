@@ -13,12 +13,12 @@ So the work is one batched FFT over (echo, channel, frame), with no Python loop.
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.core.resize import resize_bilinear
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
-
-from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.core.resize import resize_bilinear
 
 
 @dataclass(frozen=True)
