@@ -1,0 +1,1 @@
+"""ONNX Runtime sessions and the metric-depth pipeline (numpy + onnxruntime, no torch)."""
