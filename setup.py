@@ -27,7 +27,6 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'avs_pipeline_demo = avs_net_ros.tools.pipeline_demo:main',
             'avs_validate_model = avs_net_ros.tools.validate_model:main',
         ],
     },
