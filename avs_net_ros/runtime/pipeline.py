@@ -4,8 +4,9 @@ Every preprocessing setting comes from the models' contract metadata (image size
 window, STFT, spectrogram size), so the robot feeds a model exactly as it was trained.
 """
 
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+import time
+from typing import Dict, Optional, Sequence, Tuple
 
 from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, KIND_AV, KIND_RELATIVE,
                                        KIND_V)
@@ -31,6 +32,8 @@ class DepthResult:
             None without a relative model.
         scale: The fitted scale (for 'scale_shift', the disparity scale).
         fit: The full scale fit (method, shift, pixels used), or None without a relative model.
+        timings: Seconds spent per stage ('avs', 'relative', 'scale', 'upsample'), for
+            diagnostics and benchmarks.
 
     """
 
@@ -39,6 +42,7 @@ class DepthResult:
     relative: Optional[np.ndarray]
     scale: float
     fit: Optional[ScaleFit]
+    timings: Dict[str, float] = field(default_factory=dict)
 
 
 def image_to_tensor(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -51,15 +55,23 @@ def image_to_tensor(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3:
         raise AvsInputError(f'image must be (height, width, 3) RGB, got shape {img.shape}')
     if img.dtype == np.uint8:
-        x = img.astype(np.float32) / 255.0
+        x = img
     elif np.issubdtype(img.dtype, np.floating):
         x = img.astype(np.float32, copy=False)
         if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
             raise AvsInputError('float image must be finite and in [0, 1]')
     else:
         raise AvsInputError(f'image dtype must be uint8 or float in [0, 1], got {img.dtype}')
-    chw = np.ascontiguousarray(x.transpose(2, 0, 1))
-    return resize_bilinear(chw, size, antialias=True)[None].astype(np.float32)
+    out = resize_bilinear(x.transpose(2, 0, 1), size, antialias=True)[None]
+    return out / np.float32(255.0) if img.dtype == np.uint8 else out  # resize is linear
+
+
+def _image(rgb: np.ndarray, size: Tuple[int, int], cache: Optional[dict]) -> np.ndarray:
+    if cache is None:
+        return image_to_tensor(rgb, size)
+    if size not in cache:
+        cache[size] = image_to_tensor(rgb, size)
+    return cache[size]
 
 
 class MetricDepthPipeline:
@@ -113,39 +125,73 @@ class MetricDepthPipeline:
                 sample rate, shape or length, or holding NaN/silent channels.
 
         """
-        c = self.avs.contract
-        feeds = {IMAGE_INPUT: image_to_tensor(rgb, c.image_size)}
-        if c.kind == KIND_AV:
-            if echo is None:
-                raise AvsInputError('the audio-visual model needs an echo, none was given')
-            spec = echo_spectrogram(echo, c.echo.features, sample_rate)
-            feeds[ECHO_INPUT] = spec[None] if spec.ndim == 3 else spec
-        out = self.avs.run(feeds)[0, 0]
-        return self._to_camera(out, rgb.shape[:2])
+        return self._to_camera(self._pseudo_dense_model_res(rgb, echo, sample_rate),
+                               rgb.shape[:2])
 
     def relative_depth(self, rgb: np.ndarray) -> np.ndarray:
         """Return the relative model's output as depth (H, W) at the image's resolution."""
-        if self.relative is None:
-            raise AvsInputError('no relative-depth model is configured')
-        feeds = {IMAGE_INPUT: image_to_tensor(rgb, self.relative.contract.image_size)}
-        out = self._to_camera(self.relative.run(feeds)[0, 0], rgb.shape[:2])
-        return out if self.relative_output == 'depth' else disparity_to_depth(out)
+        return self._as_depth(self._to_camera(self._relative_model_res(rgb), rgb.shape[:2]))
 
     def fit(self, relative: np.ndarray, pseudo_dense: np.ndarray) -> ScaleFit:
-        """Fit the scale from relative depth to the pseudo-dense metric depth."""
+        """Fit the scale from relative depth to the pseudo-dense metric depth.
+
+        The maps may differ in size: M_p is resampled to the relative map's grid. Pixels where
+        M_p lies outside the model's [min_depth, max_depth] are left out.
+        """
+        if pseudo_dense.shape != relative.shape:
+            pseudo_dense = resize_bilinear(pseudo_dense, relative.shape)
         lo, hi = self.avs.contract.min_depth, self.avs.contract.max_depth
         mask = valid_depth_mask(pseudo_dense, lo, hi)
         return fit_scale(relative, pseudo_dense, self.scale_method, mask=mask)
 
     def infer(self, rgb: np.ndarray, echo: Optional[np.ndarray] = None,
               sample_rate: Optional[int] = None) -> DepthResult:
-        """Run the whole pipeline on one camera frame and the echo that belongs to it."""
-        m_p = self.pseudo_dense(rgb, echo, sample_rate)
+        """Run the whole pipeline on one camera frame and the echo that belongs to it.
+
+        The scale is fitted at the relative model's output resolution (a median is
+        insensitive to the grid, and this is far cheaper than at camera resolution); the maps
+        are then brought to the camera resolution and the fit applied there.
+        """
+        t0 = time.perf_counter()
+        images: Dict[Tuple[int, int], np.ndarray] = {}  # models sharing a size: resize once
+        m_p = self._pseudo_dense_model_res(rgb, echo, sample_rate, images)
+        t1 = time.perf_counter()
+        hw = rgb.shape[:2]
         if self.relative is None:
-            return DepthResult(m_p, m_p, None, 1.0, None)
-        rel = self.relative_depth(rgb)
-        fit = self.fit(rel, m_p)
-        return DepthResult(fit.apply(rel), m_p, rel, fit.scale, fit)
+            m_p = self._to_camera(m_p, hw)
+            t = {'avs': t1 - t0, 'upsample': time.perf_counter() - t1}
+            return DepthResult(m_p, m_p, None, 1.0, None, t)
+        rel_raw = self._relative_model_res(rgb, images)
+        t2 = time.perf_counter()
+        fit = self.fit(self._as_depth(rel_raw), m_p)
+        t3 = time.perf_counter()
+        rel = self._as_depth(self._to_camera(rel_raw, hw))
+        out = DepthResult(fit.apply(rel), self._to_camera(m_p, hw), rel, fit.scale, fit)
+        out.timings.update(avs=t1 - t0, relative=t2 - t1, scale=t3 - t2,
+                           upsample=time.perf_counter() - t3)
+        return out
+
+    def _pseudo_dense_model_res(self, rgb: np.ndarray, echo: Optional[np.ndarray],
+                                sample_rate: Optional[int], images: Optional[dict] = None
+                                ) -> np.ndarray:
+        c = self.avs.contract
+        feeds = {IMAGE_INPUT: _image(rgb, c.image_size, images)}
+        if c.kind == KIND_AV:
+            if echo is None:
+                raise AvsInputError('the audio-visual model needs an echo, none was given')
+            spec = echo_spectrogram(echo, c.echo.features, sample_rate)
+            feeds[ECHO_INPUT] = spec[None] if spec.ndim == 3 else spec
+        return self.avs.run(feeds)[0, 0]
+
+    def _relative_model_res(self, rgb: np.ndarray, images: Optional[dict] = None
+                            ) -> np.ndarray:
+        if self.relative is None:
+            raise AvsInputError('no relative-depth model is configured')
+        feeds = {IMAGE_INPUT: _image(rgb, self.relative.contract.image_size, images)}
+        return self.relative.run(feeds)[0, 0]
+
+    def _as_depth(self, raw: np.ndarray) -> np.ndarray:
+        return raw if self.relative_output == 'depth' else disparity_to_depth(raw)
 
     def _to_camera(self, depth: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
         out = resize_bilinear(depth.astype(np.float32), hw)
