@@ -17,6 +17,7 @@ setup(
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'), glob('config/*.yaml')
          + glob('config/*.xml')),
+        (os.path.join('share', package_name, 'config', 'sim'), glob('config/sim/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -28,6 +29,7 @@ setup(
     entry_points={
         'console_scripts': [
             'avs_validate_model = avs_net_ros.tools.validate_model:main',
+            'avs_generate_dataset = avs_net_ros.datasets.generate:main',
         ],
     },
 )

@@ -1,0 +1,6 @@
+"""Torch datasets over the BatVision layouts (real BV1/BV2 and simulated ones)."""
+
+from training.datasets.augment import PairedAugment
+from training.datasets.batvision import BatvisionDataset, echo_settings
+
+__all__ = ['BatvisionDataset', 'PairedAugment', 'echo_settings']
