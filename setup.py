@@ -30,6 +30,7 @@ setup(
         'console_scripts': [
             'avs_validate_model = avs_net_ros.tools.validate_model:main',
             'avs_generate_dataset = avs_net_ros.datasets.generate:main',
+            'chirp_emitter = avs_net_ros.ros.chirp_emitter:main',
         ],
     },
 )

@@ -1,0 +1,305 @@
+"""chirp_emitter node: chirps paced by camera frames, binaural echoes out.
+
+Topics (relative names; remap them):
+
+- in: ``image`` (sensor_msgs/Image, sensor-data QoS, depth 1): each frame asks for a chirp;
+  only its header is used. With ``backend: sim``, ``sim_pose`` (geometry_msgs/PoseStamped,
+  the camera pose in the simulated room) moves the simulated sonar.
+- out: ``echoes`` (32FC1 Image, 2 x window samples, row 0 left, header = the camera frame's
+  header; reliable, depth 5, so best-effort and reliable subscribers both match),
+  ``echoes/info`` (std_msgs/String JSON, latched, republished when settings or the measured
+  device latency change) and ``/diagnostics``.
+
+All audio work is in ``avs_net_ros.audio`` (``SonarEngine``): one continuous duplex stream,
+chirps placed at known samples never faster than the echo window plus the reverberation
+guard, echoes aligned on the direct path and cut on a worker thread. This node only maps
+parameters to settings, frames to chirp requests, and echoes, info and health to messages.
+"""
+
+import json
+import logging
+import math
+from typing import Any, Dict, List, Optional
+
+from avs_net_ros.audio.duplex import AudioDeviceError, SoundDeviceBackend
+from avs_net_ros.audio.engine import EchoResult, SonarEngine
+from avs_net_ros.audio.health import ERROR, OK, WARN
+from avs_net_ros.audio.settings import SonarSettings
+from avs_net_ros.core.acoustics import ChirpConfig
+from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.ros.conversions import echo_to_image, EchoInfo, header_copy
+from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+NODE_NAME = 'chirp_emitter'
+
+PARAMS = (
+    ParamSpec('backend', 'sounddevice', "Audio backend: 'sounddevice' (a sound card or audio "
+              "server through PortAudio) or 'sim' (the simulated room at the camera pose).",
+              choices=('sounddevice', 'sim')),
+    ParamSpec('device', '', 'PortAudio device: index or name words (e.g. "pulse", "system '
+              'JACK"); empty = the default device. A wrong name fails at start with the list '
+              'of devices.'),
+    ParamSpec('blocksize', 512, 'Frames per audio callback (0 = let PortAudio choose, e.g. '
+              'the JACK period).', value_range=(0, 16384)),
+    ParamSpec('sample_rate', 44100, 'Stream sample rate (Hz); must be the rate the AVS-Net '
+              'model was trained on and, with PulseAudio, the sink rate.',
+              value_range=(8000, 384000)),
+    ParamSpec('chirp.f_start', 20.0, 'Chirp start frequency (Hz).', value_range=(1.0, 192000.0)),
+    ParamSpec('chirp.f_end', 20000.0, 'Chirp end frequency (Hz), below sample_rate / 2.',
+              value_range=(1.0, 192000.0)),
+    ParamSpec('chirp.duration', 0.003, 'Chirp length (s).', value_range=(0.0001, 1.0)),
+    ParamSpec('chirp.method', 'linear', 'Sweep law.', choices=('linear', 'logarithmic')),
+    ParamSpec('chirp.fade', 0.1, 'Fraction of the chirp tapered at each end.',
+              value_range=(0.0, 0.5)),
+    ParamSpec('chirp.amplitude', 0.5, 'Chirp peak amplitude (1 = full scale).',
+              value_range=(0.001, 1.0)),
+    ParamSpec('max_range', 30.0, 'Range the echo window covers (m).',
+              value_range=(0.1, 1000.0)),
+    ParamSpec('speed_of_sound', 340.0, 'Speed of sound used to size the window (m/s); '
+              "BatVision's 340 matches its training data.", value_range=(200.0, 400.0)),
+    ParamSpec('window_samples', 0, 'Samples per echo; 0 = the round trip to max_range.',
+              value_range=(0, 10000000)),
+    ParamSpec('lead_in_samples', 0, 'Samples kept before the direct-path onset at the start '
+              "of each echo (the model contract's lead_in_samples).",
+              value_range=(0, 1000000)),
+    ParamSpec('reverb_guard', 0.05, 'Extra silence (s) after each echo window before the '
+              'next chirp, for the room reverberation to decay.', value_range=(0.0, 10.0),
+              read_only=False),
+    ParamSpec('max_rate', 0.0, 'Upper limit on the chirp rate (Hz); 0 = only the window and '
+              'reverb_guard limit it.', value_range=(0.0, 1000.0), read_only=False),
+    ParamSpec('max_request_age', 0.1, 'A frame older than this (s) when the next chirp slot '
+              'opens gets no chirp, so echoes are never stamped with stale frames.',
+              value_range=(0.0, 10.0), read_only=False),
+    ParamSpec('max_latency', 0.25, 'Longest device round-trip latency (s) searched for the '
+              'direct path.', value_range=(0.0, 5.0)),
+    ParamSpec('min_peak_ratio', 20.0, 'Matched-filter peak over its median needed to accept '
+              'a direct path; below it the chirp is reported and no echo published.',
+              value_range=(1.01, 1e12)),
+    ParamSpec('gain', 1.0, 'Linear gain applied to the recorded echoes before publishing.',
+              value_range=(1e-6, 1e6), read_only=False),
+    ParamSpec('clip_level', 0.999, 'Recorded |sample| from which audio counts as clipped.',
+              value_range=(0.01, 1.0)),
+    ParamSpec('channel_map', [0, 1], 'Device input channels of the (left, right) '
+              'microphones; [1, 0] swaps them.'),
+    ParamSpec('output_channels', [0, 1], 'Device output channels the chirp is played on.'),
+    ParamSpec('warmup', 0.5, 'Seconds of audio after the stream (re)opens before the first '
+              'chirp (a new PulseAudio stream settles during its first second).',
+              value_range=(0.0, 60.0)),
+    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+              value_range=(0.05, 3600.0)),
+    ParamSpec('sim.room_size', [6.0, 4.0, 3.0], 'Simulated shoebox room (length, width, '
+              "height) in metres (backend 'sim')."),
+    ParamSpec('sim.pose', [3.0, 2.0, 1.5, 0.0], 'Initial camera pose in the simulated room '
+              '(x, y, z in metres, yaw in radians); sim_pose messages move it.'),
+    ParamSpec('sim.latency_samples', 256, 'Extra round-trip latency of the simulated device '
+              '(samples, added to one block).', value_range=(0, 1000000)),
+    ParamSpec('sim.noise_level', 0.002, 'Standard deviation of the simulated microphone '
+              'noise (full scale).', value_range=(0.0, 10.0), read_only=False),
+    ParamSpec('sim.input_gain', 1.0, 'Gain before the simulated ADC, which clips at full '
+              'scale.', value_range=(0.0, 1e6), read_only=False),
+    ParamSpec('sim.speed', 1.0, 'Simulated clock relative to real time.',
+              value_range=(0.01, 100.0)),
+)
+
+#: Parameters that may change while running (the rest are read once at start).
+DYNAMIC = tuple(s.name for s in PARAMS if not s.read_only)
+
+_ECHO_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
+                       reliability=ReliabilityPolicy.RELIABLE)
+_LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+_IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                        reliability=qos_profile_sensor_data.reliability,
+                        durability=qos_profile_sensor_data.durability)
+_LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+
+
+def settings_from_params(p: Dict[str, Any]) -> SonarSettings:
+    """Build the sonar settings from parameter values (raises AvsInputError naming them)."""
+    chirp = ChirpConfig(sample_rate=int(p['sample_rate']), f_start=p['chirp.f_start'],
+                        f_end=p['chirp.f_end'], duration=p['chirp.duration'],
+                        method=p['chirp.method'], fade=p['chirp.fade'],
+                        amplitude=p['chirp.amplitude'])
+    return SonarSettings(
+        chirp=chirp, max_range=p['max_range'], speed_of_sound=p['speed_of_sound'],
+        window_samples=int(p['window_samples']) or None,
+        lead_in_samples=int(p['lead_in_samples']), reverb_guard=p['reverb_guard'],
+        max_rate=p['max_rate'], max_request_age=p['max_request_age'],
+        max_latency=p['max_latency'], min_peak_ratio=p['min_peak_ratio'], gain=p['gain'],
+        clip_level=p['clip_level'], channel_map=tuple(int(c) for c in p['channel_map']),
+        output_channels=tuple(int(c) for c in p['output_channels']))
+
+
+def _sim_pose(values: List[float]) -> Any:
+    from avs_net_ros.sim.rig import CameraPose
+
+    if len(values) != 4:
+        raise AvsInputError(f'sim.pose must be [x, y, z, yaw], got {list(values)}')
+    return CameraPose(*(float(v) for v in values))
+
+
+def _make_backend(p: Dict[str, Any], sample_rate: int) -> Any:
+    if p['backend'] == 'sounddevice':
+        return SoundDeviceBackend(p['device'] or None, blocksize=int(p['blocksize']))
+    from avs_net_ros.audio.simroom import SceneRoom, SimulatedRoomBackend
+    from avs_net_ros.core.acoustics import ChirpConfig as _Chirp
+    from avs_net_ros.sim.acoustics import AcousticConfig
+    from avs_net_ros.sim.scene import shoebox
+
+    size = [float(v) for v in p['sim.room_size']]
+    if len(size) != 3:
+        raise AvsInputError(f'sim.room_size must be [length, width, height], got {size}')
+    room = SceneRoom(shoebox(*size), config=AcousticConfig(
+        sample_rate=sample_rate, chirp=_Chirp(sample_rate=sample_rate)))
+    return SimulatedRoomBackend(room, _sim_pose(p['sim.pose']),
+                                blocksize=int(p['blocksize']) or 512,
+                                latency_samples=int(p['sim.latency_samples']),
+                                noise_level=p['sim.noise_level'],
+                                input_gain=p['sim.input_gain'], speed=p['sim.speed'])
+
+
+class ChirpEmitterNode(Node):
+    """Chirps on camera frames and publishes the binaural echoes (see module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Declare parameters, open the audio stream and create the topics.
+
+        Raises:
+            AudioDeviceError: the audio device is missing (the message lists the devices).
+            AvsInputError: the parameters do not make valid sonar settings.
+            ValueError: a parameter is outside its choices.
+
+        """
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = declare_parameters(self, PARAMS)
+        self.settings = settings_from_params(self.params)
+        self.backend = _make_backend(self.params, self.settings.sample_rate)
+        self.pub_echo = self.create_publisher(Image, 'echoes', _ECHO_QOS)
+        self.pub_info = self.create_publisher(String, 'echoes/info', _LATCHED_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.published = 0
+        self.engine = SonarEngine(self.settings, self.backend, self._on_echo, self._on_info,
+                                  warmup=self.params['warmup'], log=self._log)
+        self.engine.start()
+        s = self.settings
+        where = (f'device {self.backend.describe()}' if self.params['backend'] == 'sounddevice'
+                 else f'simulated room {self.params["sim.room_size"]}')
+        self.get_logger().info(
+            f'chirping on {where} at {s.sample_rate} Hz: window {s.window} samples '
+            f'({s.max_range:g} m), at most {s.rate_limit:.2f} chirps/s')
+        self.create_subscription(Image, 'image', self._on_image, _IMAGE_QOS)
+        if self.params['backend'] == 'sim':
+            from geometry_msgs.msg import PoseStamped
+            self.create_subscription(PoseStamped, 'sim_pose', self._on_pose, 5)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
+
+    # -- ROS callbacks ------------------------------------------------------------------------
+
+    def _on_image(self, msg: Image) -> None:
+        self.engine.request(header_copy(msg.header))
+
+    def _on_pose(self, msg: Any) -> None:
+        from avs_net_ros.sim.rig import CameraPose
+
+        q, p = msg.pose.orientation, msg.pose.position
+        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+        pitch = math.asin(max(-1.0, min(1.0, 2 * (q.w * q.y - q.z * q.x))))
+        try:
+            self.backend.set_pose(CameraPose(p.x, p.y, p.z, yaw, -pitch))
+        except AvsInputError as e:
+            self.get_logger().warning(f'sim_pose ignored: {e}', throttle_duration_sec=1.0)
+
+    def _validate_params(self, params: List[Any]) -> SetParametersResult:
+        values = dict(self.params)
+        values.update({p.name: p.value for p in params})
+        try:
+            settings_from_params(values)
+        except AvsInputError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, params: List[Any]) -> None:
+        changed = {p.name: p.value for p in params if p.name in DYNAMIC}
+        if not changed:
+            return
+        self.params.update(changed)
+        if self.params['backend'] == 'sim':
+            self.backend.noise_level = float(self.params['sim.noise_level'])
+            self.backend.input_gain = float(self.params['sim.input_gain'])
+        self.settings = settings_from_params(self.params)
+        self.engine.update_settings(self.settings)
+        self.get_logger().info(f'parameters changed: {changed}')
+
+    # -- engine callbacks (worker thread) -----------------------------------------------------
+
+    def _on_echo(self, result: EchoResult) -> None:
+        self.pub_echo.publish(echo_to_image(result.echo, result.tag))
+        self.published += 1
+
+    def _on_info(self, info: Dict[str, Any]) -> None:
+        EchoInfo.from_dict(info)  # the agreed keys must all be there
+        self.pub_info.publish(String(data=json.dumps(info, sort_keys=True)))
+
+    def _log(self, level: int, message: str) -> None:
+        log = self.get_logger()
+        if level >= logging.ERROR:
+            log.error(message, throttle_duration_sec=1.0)
+        elif level >= logging.WARNING:
+            log.warning(message, throttle_duration_sec=1.0)
+        else:
+            log.info(message)
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def publish_diagnostics(self) -> None:
+        """Publish the sonar's health on /diagnostics."""
+        status = self.engine.status()
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        hw = (str(self.backend.describe()) if self.params['backend'] == 'sounddevice'
+              else 'simulated room')
+        values = dict(status.values, echoes_published=str(self.published))
+        msg.status = [DiagnosticStatus(
+            level=_LEVELS[status.level], name=f'{self.get_name()}: sonar', hardware_id=hw,
+            message=status.message,
+            values=[KeyValue(key=k, value=v) for k, v in sorted(values.items())])]
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self) -> None:
+        """Stop the audio stream, then destroy the node."""
+        self.engine.stop()
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node (``ros2 run avs_net_ros chirp_emitter``)."""
+    rclpy.init(args=args)
+    try:
+        node = ChirpEmitterNode()
+    except (AudioDeviceError, AvsInputError, ValueError) as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
