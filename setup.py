@@ -31,6 +31,9 @@ setup(
             'avs_validate_model = avs_net_ros.tools.validate_model:main',
             'avs_generate_dataset = avs_net_ros.datasets.generate:main',
             'chirp_emitter = avs_net_ros.ros.chirp_emitter:main',
+            'avs_eval_bag = avs_net_ros.tools.eval_bag:main',
+            'avs_write_bag = avs_net_ros.tools.write_bag:main',
+            'avs_replay_bag = avs_net_ros.tools.replay_bag:main',
         ],
     },
 )

@@ -1,0 +1,390 @@
+"""Offline evaluation of a bag: run the pipeline on every stamp-paired frame and score it.
+
+For each AVS-Net variant (an AV model and, optionally, its visual-only twin) and each relative
+model, the paper's tables are filled at ground-truth resolution:
+
+- Table 1: the first-stage pseudo-dense maps M_p (V) and M_p (AV);
+- Table 2: the relative model's raw output (w/o), scaled by the visual-only M_p (Baseline) and
+  by the audio-visual M_p (Proposed);
+- AIDE_k per 1 m band of Proposed over Baseline (and of M_p (AV) over M_p (V)).
+
+The bag is read in a background thread so reading and decoding overlap inference.
+"""
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+import os
+import queue
+import threading
+import time
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from avs_net_ros.core.contract import KIND_AV, KIND_V
+from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
+from avs_net_ros.core.metrics import aide_per_band, depth_metrics
+from avs_net_ros.eval.bagio import BagFrames, Frame, ReadReport
+from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED,
+                                      ROW_RAW, Table)
+from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+from avs_net_ros.runtime.session import DEFAULT_PROVIDERS
+import numpy as np
+
+#: The AIDE entry comparing the first-stage maps themselves.
+AIDE_MP = 'M_p'
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An AVS-Net variant: the audio-visual model and (for Baseline rows) its V twin."""
+
+    name: str
+    av: str
+    v: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    """Scoring and reading settings."""
+
+    max_depth: Optional[float] = None      # None: the first AV model's contract max_depth
+    min_depth: float = 1e-3
+    scale_method: str = 'median'
+    providers: Tuple[str, ...] = DEFAULT_PROVIDERS
+    intra_op_threads: int = 0
+    sample_rate: Optional[int] = None      # used when the bag has no echoes/info
+    slop_s: float = 0.0                    # stamp tolerance for pairing
+    max_frames: Optional[int] = None
+    panel_frames: Sequence[int] = ()       # frame indices to keep for PNG panels
+    progress: bool = True
+    prefetch: int = 4
+    # Scoring threads (0 = score in the calling thread); numpy releases the GIL.
+    score_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class Panel:
+    """The maps of one chosen frame (for report images)."""
+
+    index: int
+    stamp_ns: int
+    rgb: np.ndarray
+    ground_truth: np.ndarray
+    maps: Dict[str, np.ndarray]
+
+
+@dataclass
+class EvalResult:
+    """Everything an offline (or replay) evaluation found."""
+
+    bag: ReadReport
+    max_depth: float
+    min_depth: float
+    variants: List[Dict[str, Any]]
+    relatives: Dict[str, str]
+    table1: Dict[str, Dict[str, Dict[str, Any]]] = field(default_factory=dict)
+    table2: Dict[str, Dict[str, Dict[str, Dict[str, Any]]]] = field(default_factory=dict)
+    aide: Dict[str, Dict[str, List[Dict[str, float]]]] = field(default_factory=dict)
+    per_frame: List[Dict[str, Any]] = field(default_factory=list)
+    rejected: Dict[str, int] = field(default_factory=dict)
+    timing: Dict[str, float] = field(default_factory=dict)
+    panels: List[Panel] = field(default_factory=list)
+    system: Dict[str, Any] = field(default_factory=dict)
+    recorded: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def frames_scored(self) -> int:
+        """Frames that went through the pipeline and were scored."""
+        return len(self.per_frame)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a JSON-friendly dict (no arrays)."""
+        return {'bag': self.bag.to_dict(), 'max_depth': self.max_depth,
+                'min_depth': self.min_depth, 'variants': self.variants,
+                'relatives': self.relatives, 'frames_scored': self.frames_scored,
+                'table1': self.table1, 'table2': self.table2, 'aide': self.aide,
+                'recorded': self.recorded, 'rejected': self.rejected, 'timing': self.timing,
+                'system': self.system,
+                'per_frame': self.per_frame}
+
+
+def prefetch(items: Iterable[Any], depth: int) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, ``depth`` ahead (errors are re-raised)."""
+    if depth <= 0:
+        yield from items
+        return
+    q: 'queue.Queue[Tuple[str, Any]]' = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(('item', item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(('end', None))
+        except BaseException as e:  # handed to the consumer
+            q.put(('error', e))
+
+    t = threading.Thread(target=run, daemon=True, name='bag-prefetch')
+    t.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == 'end':
+                return
+            if kind == 'error':
+                raise value
+            yield value
+    finally:
+        stop.set()
+        t.join(timeout=5.0)
+
+
+def _progress(total: Optional[int], enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, desc=desc, unit='frame')
+
+
+class OfflineEvaluator:
+    """Hold the pipelines of the variants and relative models; score frames into tables."""
+
+    def __init__(self, variants: Sequence[Variant], relatives: Dict[str, str],
+                 config: EvalConfig = EvalConfig()) -> None:
+        """Load every model with ONNX Runtime (CPU).
+
+        Raises:
+            AvsInputError: no variant, duplicate names, or a model of the wrong kind.
+            ModelContractError / FileNotFoundError: from loading the models.
+
+        """
+        if not variants:
+            raise AvsInputError('give at least one AVS-Net variant (an AV model)')
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise AvsInputError(f'variant names must be unique, got {names}')
+        self.config = config
+        self.variants = list(variants)
+        kw = {'scale_method': config.scale_method, 'intra_op_threads': config.intra_op_threads,
+              'providers': tuple(config.providers)}
+        self.av: Dict[str, MetricDepthPipeline] = {}
+        self.v: Dict[str, MetricDepthPipeline] = {}
+        for var in variants:
+            self.av[var.name] = MetricDepthPipeline(var.av, **kw)
+            if self.av[var.name].avs.contract.kind != KIND_AV:
+                raise AvsInputError(f'variant {var.name}: {var.av} is a '
+                                    f'{self.av[var.name].avs.contract.kind} model, expected '
+                                    f'{KIND_AV}')
+            if var.v:
+                self.v[var.name] = MetricDepthPipeline(var.v, **kw)
+                if self.v[var.name].avs.contract.kind != KIND_V:
+                    raise AvsInputError(f'variant {var.name}: {var.v} is a '
+                                        f'{self.v[var.name].avs.contract.kind} model, '
+                                        f'expected {KIND_V}')
+        self.relatives = dict(relatives)
+        self.av_rel = {var.name: {r: MetricDepthPipeline(var.av, path, **kw)
+                                  for r, path in self.relatives.items()} for var in variants}
+        self.v_rel = {var.name: {r: MetricDepthPipeline(var.v, path, **kw)
+                                 for r, path in self.relatives.items()}
+                      for var in variants if var.v}
+        contract = self.av[variants[0].name].avs.contract
+        self.max_depth = float(config.max_depth or contract.max_depth)
+        self.min_depth = float(config.min_depth)
+        self.table1 = {var.name: Table() for var in variants}
+        self.table2 = {var.name: {r: Table() for r in self.relatives} for var in variants}
+        self.aide = {var.name: {k: Aide() for k in [AIDE_MP, *self.relatives]}
+                     for var in variants}
+        self.per_frame: List[Dict[str, Any]] = []
+        self.rejected: Dict[str, int] = {}
+        self.panels: List[Panel] = []
+        self.infer_s = 0.0
+        self.score_s = 0.0
+        self._workers = config.score_workers
+        self._pool = (ThreadPoolExecutor(self._workers, thread_name_prefix='score')
+                      if self._workers > 0 else None)
+        self._pending: Deque[Tuple[Dict[str, Any], List[Any], Future]] = deque()
+
+    def add(self, frame: Frame, sample_rate: Optional[int]) -> bool:
+        """Run one frame and queue its scoring; return False if the pipeline rejected it.
+
+        Scoring runs on a thread pool (numpy releases the GIL), overlapping the next frame's
+        inference; results are applied in frame order by the calling thread.
+        """
+        gt = frame.ground_truth
+        t0 = time.perf_counter()
+        try:
+            preds = self._predict(frame, sample_rate)
+        except AvsInputError as e:
+            why = str(e).split(';')[0][:120]
+            self.rejected[why] = self.rejected.get(why, 0) + 1
+            return False
+        self.infer_s += time.perf_counter() - t0
+        rec: Dict[str, Any] = {'index': frame.index, 'stamp_ns': frame.stamp_ns}
+        jobs: List[Tuple[Any, ...]] = []
+        maps: Dict[str, np.ndarray] = {}
+        for var in self.variants:
+            p = preds[var.name]
+            n = var.name
+            jobs.append(('m', self.table1[n], ROW_MP_AV, p['mp_av'], f'{n}/{ROW_MP_AV}'))
+            if 'mp_v' in p:
+                jobs.append(('m', self.table1[n], ROW_MP_V, p['mp_v'], f'{n}/{ROW_MP_V}'))
+                jobs.append(('a', self.aide[n][AIDE_MP], p['mp_v'], p['mp_av']))
+            for r in self.relatives:
+                for row in (ROW_RAW, ROW_BASELINE, ROW_PROPOSED):
+                    if row in p[r]:
+                        jobs.append(('m', self.table2[n][r], row, p[r][row], f'{n}/{r}/{row}'))
+                rec[f'{n}/{r}/scale_av'] = p[r]['scale_av']
+                if ROW_BASELINE in p[r]:
+                    rec[f'{n}/{r}/scale_v'] = p[r]['scale_v']
+                    jobs.append(('a', self.aide[n][r], p[r][ROW_BASELINE], p[r][ROW_PROPOSED]))
+            if frame.index in self.config.panel_frames and var is self.variants[0]:
+                maps[ROW_MP_AV] = p['mp_av']
+                if 'mp_v' in p:
+                    maps[ROW_MP_V] = p['mp_v']
+                if self.relatives:
+                    r0 = next(iter(self.relatives))
+                    for row in (ROW_BASELINE, ROW_PROPOSED):
+                        if row in p[r0]:
+                            maps[f'{r0} {row}'] = p[r0][row]
+        if frame.index in self.config.panel_frames:
+            self.panels.append(Panel(frame.index, frame.stamp_ns, frame.rgb, gt, maps))
+        if self._pool is None:
+            self._apply(rec, jobs, self._compute(jobs, gt))
+        else:
+            self._pending.append((rec, jobs, self._pool.submit(self._compute, jobs, gt)))
+            self._drain(len(self._pending) > 2 * self._workers)
+        return True
+
+    def _compute(self, jobs: Sequence[Tuple[Any, ...]], gt: np.ndarray) -> List[Any]:
+        t0 = time.perf_counter()
+        kw = {'max_depth': self.max_depth, 'min_depth': self.min_depth}
+        out: List[Any] = []
+        for job in jobs:
+            if job[0] == 'm':
+                try:
+                    out.append(depth_metrics(job[3], gt, **kw))
+                except EmptyMaskError:
+                    out.append(None)
+            else:
+                out.append(aide_per_band(job[2], job[3], gt, **kw))
+        out.append(time.perf_counter() - t0)
+        return out
+
+    def _apply(self, rec: Dict[str, Any], jobs: Sequence[Tuple[Any, ...]],
+               results: List[Any]) -> None:
+        for job, res in zip(jobs, results):
+            if job[0] == 'm':
+                job[1].add_metrics(job[2], res)
+                if res is not None:
+                    rec[job[4]] = {k: res[k] for k in ('abs_rel', 'delta1', 'rmse')}
+            else:
+                job[1].acc.add(res)
+        self.score_s += results[-1]
+        self.per_frame.append(rec)
+
+    def _drain(self, block: bool) -> None:
+        while self._pending and (block or self._pending[0][2].done()):
+            rec, jobs, fut = self._pending.popleft()
+            self._apply(rec, jobs, fut.result())
+            block = len(self._pending) > 2 * self._workers
+
+    def finish(self) -> None:
+        """Apply every queued score and stop the scoring threads."""
+        while self._pending:
+            self._drain(True)
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _predict(self, frame: Frame, sample_rate: Optional[int]) -> Dict[str, Dict[str, Any]]:
+        # Each relative model goes through ``infer`` of an AV and a V pipeline, so every map is
+        # exactly what the depth node publishes (same resolutions, same scale fit).
+        rgb = frame.rgb
+        out: Dict[str, Dict[str, Any]] = {}
+        for var in self.variants:
+            n = var.name
+            p: Dict[str, Any] = {}
+            for r in self.relatives:
+                res_av = self.av_rel[n][r].infer(rgb, frame.echo, sample_rate)
+                p.setdefault('mp_av', res_av.pseudo_dense)
+                q = {ROW_RAW: res_av.relative, ROW_PROPOSED: res_av.metric,
+                     'scale_av': res_av.scale}
+                if n in self.v_rel:
+                    res_v = self.v_rel[n][r].infer(rgb)
+                    p.setdefault('mp_v', res_v.pseudo_dense)
+                    q[ROW_BASELINE] = res_v.metric
+                    q['scale_v'] = res_v.scale
+                p[r] = q
+            if 'mp_av' not in p:
+                p['mp_av'] = self.av[n].pseudo_dense(rgb, frame.echo, sample_rate)
+            if 'mp_v' not in p and n in self.v:
+                p['mp_v'] = self.v[n].pseudo_dense(rgb)
+            out[n] = p
+        return out
+
+    def result(self, report: ReadReport, wall_s: float) -> EvalResult:
+        """Collect the tables, AIDE and timing (applies any queued scores first)."""
+        self.finish()
+        n = len(self.per_frame)
+        res = EvalResult(
+            bag=report, max_depth=self.max_depth, min_depth=self.min_depth,
+            variants=[{'name': v.name, 'av': v.av, 'v': v.v} for v in self.variants],
+            relatives=self.relatives, per_frame=self.per_frame, rejected=self.rejected,
+            panels=self.panels)
+        for var in self.variants:
+            res.table1[var.name] = self.table1[var.name].result()
+            res.table2[var.name] = {r: t.result() for r, t in self.table2[var.name].items()}
+            res.aide[var.name] = {k: a.result() for k, a in self.aide[var.name].items()
+                                  if a.acc.result()}
+        res.timing = {'wall_s': wall_s, 'pipeline_s': self.infer_s, 'scoring_s': self.score_s,
+                      'frames_per_s': n / wall_s if wall_s > 0 else 0.0,
+                      'pipeline_frames_per_s': n / self.infer_s if self.infer_s > 0 else 0.0}
+        return res
+
+
+def evaluate_bag(path: str, variants: Sequence[Variant], relatives: Dict[str, str],
+                 topics: BagTopics = BagTopics(), config: EvalConfig = EvalConfig()
+                 ) -> EvalResult:
+    """Evaluate the bag at ``path`` offline; see the module docstring.
+
+    Raises:
+        BagReadError / BagTopicsError: the bag cannot be opened or lacks needed topics.
+        AvsInputError: no echo sample rate (no ``echoes/info`` and no ``config.sample_rate``).
+
+    """
+    evaluator = OfflineEvaluator(variants, relatives, config)
+    try:
+        return _run(evaluator, path, topics, config)
+    finally:
+        evaluator.finish()
+
+
+def _run(evaluator: OfflineEvaluator, path: str, topics: BagTopics, config: EvalConfig
+         ) -> EvalResult:
+    need = ('ground_truth', 'echoes')
+    t0 = time.perf_counter()
+    with BagFrames(path, topics, key='image', need=need, slop_s=config.slop_s) as bag:
+        info = bag.report.echo_info
+        sample_rate = info.sample_rate if info is not None else config.sample_rate
+        if sample_rate is None:
+            raise AvsInputError(f'{path} has no {bag.topics.echo_info} topic to give the echo '
+                                f'sample rate; pass it (--sample-rate)')
+        if info is not None and config.sample_rate and config.sample_rate != sample_rate:
+            raise AvsInputError(f"--sample-rate {config.sample_rate} contradicts the bag's "
+                                f'echo info ({sample_rate} Hz)')
+        est = bag.message_count('image')
+        if config.max_frames:
+            est = min(est, config.max_frames) if est else config.max_frames
+        with _progress(est, config.progress, 'evaluate') as bar:
+            for frame in prefetch(bag, config.prefetch):
+                evaluator.add(frame, sample_rate)
+                bar.update(1)
+                if config.max_frames and bar.n >= config.max_frames:
+                    break
+    return evaluator.result(bag.report, time.perf_counter() - t0)

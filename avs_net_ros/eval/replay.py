@@ -1,0 +1,310 @@
+"""Live replay evaluation: play a bag into the running node graph, record, score, time it.
+
+1. The graph starts in its own process (``avs_net_ros.ros.bringup``: use_sim:=false
+   use_emitter:=false use_sim_time:=true) with the models under test.
+2. The bag's camera, camera_info, echoes and echoes/info play with /clock (``ros2 bag play
+   --clock`` where installed, ``player.BagPlayer`` otherwise).
+3. The nodes' depth/metric, depth/pseudo_dense, depth/relative, depth/scale and /diagnostics
+   are recorded (raw CDR) into a new bag next to the input's ground truth.
+4. That bag is scored like any other (``recorded.score_recorded``), and the system figures the
+   offline path cannot see are added: output rate, latency (camera frame published -> metric
+   depth received), dropped frames, echoes without a pseudo-dense result, node diagnostics.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from avs_net_ros.eval.bagio import BagWriter, IMAGE_TYPE, typestore
+from avs_net_ros.eval.offline import EvalResult
+from avs_net_ros.eval.recorded import score_recorded
+from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.ros.conversions import stamp_to_ns
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+#: Outputs of depth_inference (relative to depth_topic_prefix) and their types.
+OUTPUTS = {'metric': IMAGE_TYPE, 'pseudo_dense': IMAGE_TYPE, 'relative': IMAGE_TYPE,
+           'scale': 'std_msgs/msg/Float32'}
+DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
+
+
+def _params_file(path: str, models: Dict[str, str], providers: List[str],
+                 echo_wait: float) -> str:
+    import yaml
+
+    params = {'avs_model': models['av'], 'relative_model': models.get('relative', ''),
+              'visual_model': models.get('v', ''), 'providers': list(providers),
+              # Echo frames are held for their echo and published with their own scale, not a
+              # filtered one, so that each output equals the offline result of that frame.
+              'echo_wait': float(echo_wait), 'scale_time_constant': 0.0,
+              'publish_pseudo_dense': True, 'publish_relative': bool(models.get('relative')),
+              'diagnostics_period': 0.5,
+              'fallback': 'visual_model' if models.get('v') else
+              ('last_scale' if models.get('relative') else 'none')}
+    with open(path, 'w') as f:
+        yaml.safe_dump({'/**/depth_inference': {'ros__parameters': params}}, f)
+    return path
+
+
+class _Recorder:
+    """Record raw messages of the outputs with their wall receive time."""
+
+    def __init__(self, node: Any, prefix: str) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from avs_net_ros.eval.player import message_class
+
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.lock = threading.Lock()
+        self.messages: List[tuple] = []   # (wall monotonic, topic, msgtype, raw)
+        self.topics = {}
+        for role, msgtype in [*OUTPUTS.items(), ('diagnostics', DIAGNOSTICS_TYPE)]:
+            topic = '/diagnostics' if role == 'diagnostics' else f'{prefix}/{role}'
+            self.topics[role] = topic
+            node.create_subscription(message_class(msgtype), topic,
+                                     self._callback(topic, msgtype), qos, raw=True)
+
+    def _callback(self, topic: str, msgtype: str) -> Any:
+        def cb(raw: bytes) -> None:
+            with self.lock:
+                self.messages.append((time.monotonic(), topic, msgtype, bytes(raw)))
+        return cb
+
+    def count(self, topic: str) -> int:
+        with self.lock:
+            return sum(1 for m in self.messages if m[1] == topic)
+
+
+def _percentile(values: List[float], q: float) -> Optional[float]:
+    return float(np.percentile(values, q)) if values else None
+
+
+def replay_bag(path: str, out_dir: str, models: Dict[str, str],
+               topics: BagTopics = BagTopics(), *, domain_id: int = 20, rate: float = 1.0,
+               providers: List[str] = ('cpu',), echo_wait: float = 0.5,
+               max_depth: Optional[float] = None, startup_timeout: float = 90.0,
+               settle_s: float = 3.0, progress: bool = True,
+               panel_frames: List[int] = ()) -> EvalResult:
+    """Replay ``path`` through the node graph and score what it publishes.
+
+    Args:
+        path: input bag (camera, camera_info, echoes, echoes/info and ground truth).
+        out_dir: folder for the recorded bag (``replay_bag``) and the graph's log.
+        models: 'av' (required), 'v' and 'relative' ONNX paths.
+        topics: the bag's topic names (played under the same names).
+        domain_id: ROS_DOMAIN_ID of the graph and of this process's player/recorder.
+        rate: playback speed factor.
+        echo_wait: depth_inference's echo_wait (s): frames wait this long for their echo.
+        max_depth: scoring range; default the AV model's contract max_depth.
+        settle_s: seconds to wait after the last output for late results.
+
+    Raises:
+        RuntimeError: the graph exited or never subscribed.
+
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from avs_net_ros.core.contract import read_onnx_contract
+    from avs_net_ros.eval.player import BagPlayer
+    from avs_net_ros.ros.bringup import keep_local
+    from tqdm import tqdm
+
+    tp = topics.resolved()
+    if max_depth is None:
+        max_depth = float(read_onnx_contract(models['av']).max_depth)
+    os.makedirs(out_dir, exist_ok=True)
+    record_path = os.path.join(out_dir, 'replay_bag')
+    if os.path.exists(record_path):
+        shutil.rmtree(record_path)
+    env = dict(os.environ)
+    keep_local(env)
+    env['ROS_DOMAIN_ID'] = str(domain_id)
+    keep_local()
+    params = _params_file(os.path.join(out_dir, 'depth_inference_replay.yaml'), models,
+                          list(providers), echo_wait)
+    prefix = tp.metric.rsplit('/', 1)[0] or '/depth'
+    cmd = [sys.executable, '-m', 'avs_net_ros.ros.bringup', 'use_sim:=false',
+           'use_emitter:=false', 'use_sim_time:=true', f'depth_params_file:={params}',
+           f'image_topic:={tp.image}', f'camera_info_topic:={tp.camera_info}',
+           f'echoes_topic:={tp.echoes}', f'depth_topic_prefix:={prefix}']
+    log_path = os.path.join(out_dir, 'graph.log')
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    log = open(log_path, 'w')
+    graph = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    executor = None
+    try:
+        node = rclpy.create_node('avs_replay', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        recorder = _Recorder(node, prefix)
+        play_topics = [tp.image, tp.camera_info, tp.echoes, tp.echo_info]
+        with Reader(path) as r:
+            have = {c.topic for c in r.connections}
+        play_topics = [t for t in play_topics if t in have]
+        ros2 = shutil.which('ros2')
+        player = BagPlayer(node, path, play_topics, rate, stamp_topics=(tp.image, tp.echoes))
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if graph.poll() is not None:
+                raise RuntimeError(f'the node graph exited with status {graph.returncode}; '
+                                   f'see {log_path}')
+            if (node.count_subscribers(tp.image) and node.count_subscribers(tp.echoes)
+                    and node.count_publishers(tp.metric)):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f'the node graph did not subscribe to {tp.image} and '
+                               f'{tp.echoes} within {startup_timeout:.0f} s; see {log_path}')
+        player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
+        time.sleep(0.5)  # let the latched echoes/info reach the late-joining reader
+        if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
+            played = time.monotonic()
+            subprocess.run([ros2, 'bag', 'play', path, '--clock', '--rate', str(rate),
+                            '--topics', *play_topics], env=env, check=True)
+            wall = time.monotonic() - played
+            player.sent = {t: {} for t in player.sent}
+        else:
+            with tqdm(total=len(player.messages), desc='replay', unit='msg',
+                      disable=not progress) as bar:
+                wall = player.play(bar.update)
+        # Wait for late outputs: until nothing new arrived for settle_s.
+        last, quiet = -1, time.monotonic()
+        while time.monotonic() - quiet < settle_s:
+            n = recorder.count(tp.metric)
+            if n != last:
+                last, quiet = n, time.monotonic()
+            time.sleep(0.1)
+    finally:
+        if graph.poll() is None:
+            graph.send_signal(signal.SIGINT)
+            try:
+                graph.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                graph.kill()
+                graph.wait()
+        log.close()
+        if executor is not None:
+            executor.shutdown()
+        rclpy.try_shutdown(context=context)
+    system = _system_figures(player, recorder, tp, wall, rate)
+    _write_recording(record_path, path, tp, recorder)
+    roles = ['metric', 'pseudo_dense'] + (['relative'] if models.get('relative') else [])
+    res = score_recorded(record_path, roles, tp, max_depth=max_depth, progress=progress,
+                         panel_frames=panel_frames)
+    res.system = system
+    res.system['graph_log'] = log_path
+    res.system['player'] = 'ros2 bag play' if ros2 else 'avs_net_ros.eval.player'
+    return res
+
+
+def _stamps(recorder: _Recorder, topic: str) -> Dict[int, float]:
+    ts = typestore()
+    out = {}
+    for t, top, msgtype, raw in recorder.messages:
+        if top == topic:
+            out[stamp_to_ns(ts.deserialize_cdr(raw, msgtype).header.stamp)] = t
+    return out
+
+
+def _system_figures(player: Any, recorder: _Recorder, tp: BagTopics, wall: float,
+                    rate: float) -> Dict[str, Any]:
+    frames = player.stamps.get(tp.image, [])
+    echoes = player.stamps.get(tp.echoes, [])
+    metric = _stamps(recorder, tp.metric)
+    pseudo = _stamps(recorder, tp.pseudo_dense)
+    sent = player.sent.get(tp.image, {})
+    latency = [1e3 * (metric[s] - sent[s]) for s in metric if s in sent]
+    times = sorted(metric.values())
+    out_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None
+    sent_times = sorted(sent.values())
+    in_rate = ((len(sent_times) - 1) / (sent_times[-1] - sent_times[0])
+               if len(sent_times) > 1 and sent_times[-1] > sent_times[0] else None)
+    fig: Dict[str, Any] = {
+        'playback_rate': rate, 'replay_wall_s': wall,
+        'camera_frames_played': len(frames), 'echoes_played': len(echoes),
+        'metric_outputs': len(metric), 'pseudo_dense_outputs': len(pseudo),
+        'camera_rate_hz': in_rate, 'output_rate_hz': out_rate,
+        'latency_ms_median': _percentile(latency, 50),
+        'latency_ms_p95': _percentile(latency, 95),
+        'latency_ms_max': max(latency) if latency else None,
+        'dropped_frames': len(set(frames) - set(metric)),
+        'echoes_without_pseudo_dense': len(set(echoes) - set(pseudo)),
+        'outputs_for_unknown_frames': len(set(metric) - set(frames)),
+    }
+    fig.update(_diagnostics(recorder))
+    return fig
+
+
+def _diagnostics(recorder: _Recorder) -> Dict[str, Any]:
+    ts = typestore()
+    last = None
+    for _, top, msgtype, raw in recorder.messages:
+        if msgtype == DIAGNOSTICS_TYPE:
+            last = ts.deserialize_cdr(raw, msgtype)
+    if last is None:
+        return {}
+    out = {}
+    for status in last.status:
+        if 'depth' in status.name:
+            out['node_status'] = f'{status.name}: {status.message}'
+            for kv in status.values:
+                out[f'node {kv.key}'] = kv.value
+    return out
+
+
+def _write_recording(record_path: str, path: str, tp: BagTopics, recorder: _Recorder) -> None:
+    """Write the recorded outputs plus the input's ground truth and images into a bag."""
+    with BagWriter(record_path, 'mcap', tp) as w:
+        with Reader(path) as r:
+            conns = [c for c in r.connections if c.topic in (tp.ground_truth, tp.image)]
+            for c, t, raw in r.messages(connections=conns):
+                w.write_raw(c.topic, c.msgtype, bytes(raw), t)
+        for t, topic, msgtype, raw in recorder.messages:
+            w.write_raw(topic, msgtype, raw, int(t * 1e9))  # receive time (monotonic)
+
+
+def temp_out_dir() -> str:
+    """Return a fresh folder for a replay's files."""
+    return tempfile.mkdtemp(prefix='avs_replay_')
+
+
+def compare_with_offline(offline: EvalResult, replay: EvalResult, variant: str,
+                         relative: Optional[str] = None) -> Dict[str, Any]:
+    """Compare per-frame metrics of a replay with the offline evaluation of the same frames.
+
+    Pairs ``metric`` with the offline Proposed row of ``relative`` (or M_p (AV) without a
+    relative model) and ``pseudo_dense`` with M_p (AV), by stamp. Returns the number of common
+    frames and the largest absolute difference of each compared figure.
+    """
+    from avs_net_ros.eval.scoring import ROW_MP_AV, ROW_PROPOSED
+
+    off = {r['stamp_ns']: r for r in offline.per_frame}
+    pairs = {'metric': f'{variant}/{relative}/{ROW_PROPOSED}' if relative
+             else f'{variant}/{ROW_MP_AV}', 'pseudo_dense': f'{variant}/{ROW_MP_AV}'}
+    diffs: Dict[str, float] = {}
+    common = 0
+    for rec in replay.per_frame:
+        o = off.get(rec['stamp_ns'])
+        if o is None:
+            continue
+        common += 1
+        for role, key in pairs.items():
+            if rec.get(role) is None or o.get(key) is None:
+                continue
+            for m in ('abs_rel', 'delta1', 'rmse'):
+                d = abs(rec[role][m] - o[key][m])
+                name = f'{role} {m}'
+                diffs[name] = max(diffs.get(name, 0.0), d)
+    return {'frames_compared': common, 'offline_frames': len(off),
+            'replay_frames': len(replay.per_frame),
+            'max_abs_difference': diffs}

@@ -1,0 +1,319 @@
+"""Bag reading/writing and stamp pairing of avs_net_ros.eval (rosbags; no ROS install needed).
+
+Bags "not written by this project" are made here with an independent implementation: rclpy's
+own CDR serializer (``rclpy.serialization.serialize_message``, the rmw type support ROS uses
+when recording) and Python's sqlite3, following rosbag2's SQLite schema (Humble layout,
+schema 3) and a hand-written ``metadata.yaml``. mcap/mcap-ros2-support are not installed in
+this environment, so the independent bags are SQLite ones.
+"""
+
+import json
+import os
+import sqlite3
+
+from avs_net_ros.eval.bagio import (bag_topics, BagFrames, BagReadError, BagWriter,
+                                    read_frames)
+from avs_net_ros.eval.pairing import StampPairer
+from avs_net_ros.eval.topics import BagTopics, BagTopicsError
+import numpy as np
+import pytest
+
+RNG = np.random.default_rng(3)
+INFO = {'sample_rate': 44100, 'channels': 2, 'window_samples': 1556, 'lead_in_samples': 0,
+        'speed_of_sound': 340.0, 'max_range': 6.0, 'chirp': {}, 'alignment': {},
+        'backend': 'test'}
+
+
+def _frames(n, h=12, w=16):
+    out = []
+    for i in range(n):
+        gt = RNG.uniform(0.5, 8.0, (h, w)).astype(np.float32)
+        gt[0, :3] = np.nan
+        out.append((1_700_000_000_000_000_000 + i * 200_000_000,
+                    RNG.integers(0, 256, (h, w, 3), dtype=np.uint8),
+                    RNG.standard_normal((2, 1600)).astype(np.float32), gt))
+    return out
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_written_bag_reads_back_exactly(tmp_path, storage):
+    """Every array, stamp and the echo info survive a write/read round trip in both stores."""
+    src = _frames(5)
+    path = str(tmp_path / 'bag')
+    with BagWriter(path, storage) as w:
+        w.write_echo_info(INFO)
+        for stamp, rgb, echo, gt in src:
+            w.write_frame(stamp, rgb, echo, gt, k=np.eye(3))
+    frames, report = read_frames(path, need=('ground_truth', 'echoes'))
+    assert [f.stamp_ns for f in frames] == [s[0] for s in src]
+    for f, (_, rgb, echo, gt) in zip(frames, src):
+        np.testing.assert_array_equal(f.rgb, rgb)
+        np.testing.assert_array_equal(f.echo, echo)
+        np.testing.assert_array_equal(f.ground_truth, gt)
+    assert report.echo_info.sample_rate == 44100
+    assert report.pairing.paired == 5 and report.pairing.failures == 0
+    assert bag_topics(path)['/camera_info'] == ('sensor_msgs/msg/CameraInfo', 5)
+
+
+def test_16uc1_ground_truth_is_millimetres_with_zero_invalid(tmp_path):
+    """16UC1 depth reads as metres, 0 mm as NaN (REP 118)."""
+    path = str(tmp_path / 'bag')
+    gt = np.array([[0.5, np.nan], [1.234, 0.0]], np.float32)
+    with BagWriter(path) as w:
+        w.write_frame(5, np.zeros((2, 2, 3), np.uint8), None, gt, gt_encoding='16UC1')
+    (f,), _ = read_frames(path)
+    np.testing.assert_allclose(f.ground_truth, [[0.5, np.nan], [1.234, np.nan]], rtol=1e-6)
+
+
+# -- bags written without rosbags -------------------------------------------------------------
+
+_QOS = ('- history: 3\n  depth: 0\n  reliability: 1\n  durability: 2\n  deadline:\n    sec: 0\n'
+        '    nsec: 0\n  lifespan:\n    sec: 0\n    nsec: 0\n  liveliness: 1\n'
+        '  liveliness_lease_duration:\n    sec: 0\n    nsec: 0\n'
+        '  avoid_ros_namespace_conventions: false')
+
+
+def _rclpy_image(array, encoding, stamp_ns, frame='cam'):
+    from sensor_msgs.msg import Image
+    m = Image()
+    m.header.stamp.sec, m.header.stamp.nanosec = divmod(stamp_ns, 10 ** 9)
+    m.header.frame_id = frame
+    m.height, m.width = array.shape[:2]
+    m.encoding = encoding
+    m.step = array.strides[0]
+    m.data = np.ascontiguousarray(array).tobytes()
+    return m
+
+
+def write_foreign_sqlite_bag(folder, src, with_metadata=True):
+    """Write ``src`` frames as rosbag2 (Humble, SQLite schema 3) with rclpy's serializer.
+
+    Extra topics that the evaluation must ignore: /imu, /chatter, /tf_static-like strings.
+    The camera is bgr8 under /robot/camera/image_raw, ground truth is 16UC1 millimetres, and
+    echoes are recorded before their camera frame (receive order != stamp order).
+    """
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Imu
+    from std_msgs.msg import String
+
+    os.makedirs(folder, exist_ok=True)
+    db_path = os.path.join(folder, 'foreign_0.db3')
+    db = sqlite3.connect(db_path)
+    db.executescript("""
+        CREATE TABLE schema(schema_version INTEGER PRIMARY KEY, ros_distro TEXT NOT NULL);
+        CREATE TABLE metadata(id INTEGER PRIMARY KEY, metadata_version INTEGER NOT NULL,
+                              metadata TEXT NOT NULL);
+        CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL,
+                            serialization_format TEXT NOT NULL,
+                            offered_qos_profiles TEXT NOT NULL);
+        CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL,
+                              timestamp INTEGER NOT NULL, data BLOB NOT NULL);
+        CREATE INDEX timestamp_idx ON messages (timestamp ASC);
+        INSERT INTO schema VALUES (3, 'humble');
+    """)
+    topics = [('/imu', 'sensor_msgs/msg/Imu'), ('/robot/camera/image_raw',
+                                                'sensor_msgs/msg/Image'),
+              ('/robot/echoes', 'sensor_msgs/msg/Image'), ('/chatter', 'std_msgs/msg/String'),
+              ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image'),
+              ('/robot/echoes/info', 'std_msgs/msg/String')]
+    for i, (name, typ) in enumerate(topics, start=1):
+        db.execute('INSERT INTO topics VALUES (?, ?, ?, ?, ?)', (i, name, typ, 'cdr', _QOS))
+    tid = {name: i for i, (name, _) in enumerate(topics, start=1)}
+    rows = [(tid['/robot/echoes/info'], src[0][0] - 1,
+             serialize_message(String(data=json.dumps(INFO))))]
+    for stamp, rgb, echo, gt in src:
+        mm = np.where(np.isfinite(gt), np.round(gt * 1000), 0).astype(np.uint16)
+        rows += [
+            (tid['/imu'], stamp - 5, serialize_message(Imu())),
+            (tid['/robot/echoes'], stamp + 1_000, serialize_message(
+                _rclpy_image(echo, '32FC1', stamp))),
+            (tid['/robot/camera/image_raw'], stamp + 30_000_000, serialize_message(
+                _rclpy_image(np.ascontiguousarray(rgb[..., ::-1]), 'bgr8', stamp))),
+            (tid['/chatter'], stamp + 40_000_000, serialize_message(String(data='hello'))),
+            (tid['/robot/depth/gt_mm'], stamp + 50_000_000, serialize_message(
+                _rclpy_image(mm, '16UC1', stamp))),
+        ]
+    db.executemany('INSERT INTO messages(topic_id, timestamp, data) VALUES (?, ?, ?)', rows)
+    db.commit()
+    db.close()
+    if with_metadata:
+        counts = {t: sum(1 for r in rows if r[0] == tid[t]) for t, _ in topics}
+        start = min(r[1] for r in rows)
+        dur = max(r[1] for r in rows) - start
+        entries = ''.join(
+            f'    - topic_metadata:\n        name: {n}\n        type: {t}\n'
+            f'        serialization_format: cdr\n'
+            f'        offered_qos_profiles: {json.dumps(_QOS)}\n'
+            f'      message_count: {counts[n]}\n' for n, t in topics)
+        with open(os.path.join(folder, 'metadata.yaml'), 'w') as f:
+            f.write('rosbag2_bagfile_information:\n  version: 5\n'
+                    '  storage_identifier: sqlite3\n  duration:\n'
+                    f'    nanoseconds: {dur}\n  starting_time:\n'
+                    f'    nanoseconds_since_epoch: {start}\n'
+                    f'  message_count: {len(rows)}\n  topics_with_message_count:\n'
+                    f'{entries}  compression_format: ""\n  compression_mode: ""\n'
+                    '  relative_file_paths:\n    - foreign_0.db3\n  files:\n'
+                    '    - path: foreign_0.db3\n      starting_time:\n'
+                    f'        nanoseconds_since_epoch: {start}\n      duration:\n'
+                    f'        nanoseconds: {dur}\n      message_count: {len(rows)}\n')
+    return db_path
+
+
+FOREIGN_TOPICS = BagTopics(image='/robot/camera/image_raw', echoes='/robot/echoes',
+                           echo_info='/robot/echoes/info', ground_truth='robot/depth/gt_mm')
+
+
+@pytest.mark.parametrize('as_file', [False, True])
+def test_bag_written_by_rclpy_serializer_and_sqlite_is_read(tmp_path, as_file):
+    """A rosbag2 SQLite bag from another writer, with other topics, reads frame for frame."""
+    src = _frames(4)
+    db = write_foreign_sqlite_bag(str(tmp_path / 'foreign'), src, with_metadata=not as_file)
+    path = db if as_file else str(tmp_path / 'foreign')
+    frames, report = read_frames(path, FOREIGN_TOPICS, need=('ground_truth', 'echoes'))
+    assert len(frames) == 4 and report.pairing.failures == 0
+    assert report.echo_info.window_samples == 1556
+    for f, (stamp, rgb, echo, gt) in zip(frames, src):
+        assert f.stamp_ns == stamp
+        np.testing.assert_array_equal(f.rgb, rgb)   # bgr8 converted to RGB
+        np.testing.assert_array_equal(f.echo, echo)
+        want = np.where(np.isfinite(gt), np.round(gt * 1000) / 1000, np.nan)
+        np.testing.assert_allclose(f.ground_truth, want, rtol=1e-6)
+
+
+def test_missing_topics_are_named_with_what_the_bag_has(tmp_path):
+    """The error lists the required topics that are absent and every topic present."""
+    write_foreign_sqlite_bag(str(tmp_path / 'foreign'), _frames(1))
+    with pytest.raises(BagTopicsError) as err:
+        BagFrames(str(tmp_path / 'foreign'), BagTopics(), need=('ground_truth', 'echoes'))
+    text = str(err.value)
+    for missing in ('/image (image)', '/depth/ground_truth (ground_truth)', '/echoes (echoes)'):
+        assert missing in text
+    for present in ('/imu [sensor_msgs/msg/Imu]', '/chatter [std_msgs/msg/String]',
+                    '/robot/camera/image_raw [sensor_msgs/msg/Image]'):
+        assert present in text
+
+
+def test_a_topic_of_the_wrong_type_is_rejected(tmp_path):
+    """A role mapped to a non-Image topic gets an error naming both types."""
+    write_foreign_sqlite_bag(str(tmp_path / 'foreign'), _frames(1))
+    topics = BagTopics(image='/chatter', ground_truth='/robot/depth/gt_mm')
+    with pytest.raises(Exception, match='std_msgs/msg/String, expected sensor_msgs/msg/Image'):
+        BagFrames(str(tmp_path / 'foreign'), topics)
+
+
+def _truncate(path, fraction):
+    size = os.path.getsize(path)
+    with open(path, 'r+b') as f:
+        f.truncate(int(size * fraction))
+
+
+@pytest.mark.parametrize('storage,ext', [('mcap', '.mcap'), ('sqlite3', '.db3')])
+def test_truncated_bag_keeps_the_frames_before_the_damage(tmp_path, storage, ext):
+    """A bag cut at 60 % is salvaged: the earlier frames read exactly, the damage is reported."""
+    src = _frames(10, 24, 32)
+    path = str(tmp_path / 'bag')
+    with BagWriter(path, storage) as w:
+        w.write_echo_info(INFO)
+        for stamp, rgb, echo, gt in src:
+            w.write_frame(stamp, rgb, echo, gt)
+    (data_file,) = [f for f in os.listdir(path) if f.endswith(ext)]
+    _truncate(os.path.join(path, data_file), 0.6)
+    frames, report = read_frames(path, need=('ground_truth', 'echoes'))
+    assert report.damage and 'Salvaged' in report.damage
+    assert 3 <= len(frames) < 10
+    for f in frames:
+        i = [s[0] for s in src].index(f.stamp_ns)
+        np.testing.assert_array_equal(f.rgb, src[i][1])
+        np.testing.assert_array_equal(f.ground_truth, src[i][3])
+    assert report.echo_info is not None
+
+
+def test_unreadable_inputs_get_clear_errors(tmp_path):
+    """A missing path, a non-bag file and an empty folder each name the problem."""
+    with pytest.raises(BagReadError, match='does not exist'):
+        BagFrames(str(tmp_path / 'nope'))
+    junk = tmp_path / 'junk.mcap'
+    junk.write_bytes(b'not a bag at all' * 10)
+    with pytest.raises(BagReadError, match='cannot open'):
+        BagFrames(str(junk))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(BagReadError, match='cannot open'):
+        BagFrames(str(tmp_path / 'empty'))
+
+
+def test_writer_refuses_to_overwrite_and_unknown_storage(tmp_path):
+    """Existing paths and unknown storage plugins are refused before anything is written."""
+    with pytest.raises(Exception, match='already exists'):
+        BagWriter(str(tmp_path))
+    with pytest.raises(Exception, match='unknown bag storage'):
+        BagWriter(str(tmp_path / 'x'), 'rosbag1')
+
+
+# -- pairing -------------------------------------------------------------------------------
+
+def test_pairer_matches_out_of_order_messages_by_stamp():
+    """Receive order does not matter; each key takes the partner with its own stamp."""
+    p = StampPairer('image', ['echoes', 'gt'])
+    out = []
+    for role, stamp in [('echoes', 2), ('image', 1), ('gt', 2), ('echoes', 1), ('image', 2),
+                        ('gt', 1)]:
+        out += p.add(role, stamp, f'{role}{stamp}')
+    p.finish()
+    assert sorted(out) == [(1, {'image': 'image1', 'echoes': 'echoes1', 'gt': 'gt1'}),
+                           (2, {'image': 'image2', 'echoes': 'echoes2', 'gt': 'gt2'})]
+    assert p.stats.paired == 2 and p.stats.failures == 0
+
+
+def test_pairer_counts_failures_unused_and_duplicates():
+    """A key whose partner never comes is a failure once the partner stream moves past."""
+    p = StampPairer('image', ['gt'], slop_ns=0, horizon_ns=10)
+    assert p.add('image', 100, 'a') == []
+    assert p.add('image', 100, 'dup') == []
+    assert p.add('gt', 105, 'x') == []       # no exact match
+    assert p.add('gt', 111, 'y') == []       # 111 > 100 + 10: image 100 is given up
+    assert p.stats.failures == 1 and p.stats.unpaired_key == {'gt': 1}
+    assert p.stats.duplicate_key == 1
+    p.finish()
+    assert p.stats.unused == {'gt': 2}
+
+
+def test_pairer_slop_takes_the_nearest_partner():
+    """With a tolerance the nearest stamp within it is taken and the offset recorded."""
+    p = StampPairer('image', ['gt'], slop_ns=5)
+    p.add('gt', 97, 'far')
+    p.add('gt', 102, 'near')
+    (stamp, group), = p.add('image', 101, 'img')
+    assert stamp == 101 and group['gt'] == 'near'
+    assert p.stats.max_offset_ns == 1
+
+
+@pytest.mark.parametrize('layout', ['bv2', 'bv1'])
+def test_batvision_split_converts_to_a_bag(tmp_path, layout):
+    """avs_write_bag batvision: one frame per record, depth and echoes as the dataset holds."""
+    from avs_net_ros.datasets import bv1, bv2
+    from avs_net_ros.datasets.common import depth_to_metres, sort_records
+    from avs_net_ros.datasets.features import cut_window, echo_settings
+    from avs_net_ros.datasets.generate import generate
+    from avs_net_ros.tools import write_bag
+
+    root = str(tmp_path / layout)
+    generate(root, layout=layout, counts={'train': 0, 'val': 0, 'test': 3}, seed=2,
+             size=(40, 30), frames_per_location=3, progress=False)
+    bag = str(tmp_path / 'bag')
+    assert write_bag.main(['batvision', bag, '--root', root, '--layout', layout,
+                           '--gt-encoding', '16UC1', '--quiet']) == 0
+    frames, report = read_frames(bag, need=('ground_truth', 'echoes'))
+    mod = bv2 if layout == 'bv2' else bv1
+    records = sort_records(mod.read_index(root, 'test'))
+    settings = echo_settings(layout)
+    assert len(frames) == len(records) == 3
+    assert report.echo_info.window_samples == settings.features.window_samples
+    assert report.echo_info.lead_in_samples == settings.lead_in
+    for f, rec in zip(frames, records):
+        inst = mod.load_instance(rec)
+        np.testing.assert_array_equal(f.rgb, inst['rgb'])
+        np.testing.assert_array_equal(f.echo, cut_window(inst['audio'], settings))
+        want = depth_to_metres(inst['depth_mm'], settings.max_depth, beyond='invalid')
+        np.testing.assert_allclose(np.nan_to_num(f.ground_truth), want, atol=5e-4)
+    assert write_bag.main(['batvision', str(tmp_path / 'x'), '--root',
+                           str(tmp_path / 'none')]) == 2
