@@ -53,16 +53,19 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
         raise EmptyMaskError(f'no valid ground-truth pixel (0 < gt <= {max_depth} m)')
     p = p[valid]
     g = np.asarray(gt, dtype=np.float64)[valid]
-    thresh = np.maximum(g / p, p / g)
+    diff = g - p
+    log_ratio = np.log(g / p)  # one log serves rmse_log, log10 and the deltas
+    abs_log = np.abs(log_ratio)
     return {
-        'abs_rel': float(np.mean(np.abs(g - p) / g)),
-        'sq_rel': float(np.mean((g - p) ** 2 / g)),
-        'rmse': float(np.sqrt(np.mean((g - p) ** 2))),
-        'rmse_log': float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
-        'log10': float(np.mean(np.abs(np.log10(g) - np.log10(p)))),
-        'delta1': float(np.mean(thresh < 1.25)),
-        'delta2': float(np.mean(thresh < 1.25 ** 2)),
-        'delta3': float(np.mean(thresh < 1.25 ** 3)),
+        'abs_rel': float(np.mean(np.abs(diff) / g)),
+        'sq_rel': float(np.mean(diff * diff / g)),
+        'rmse': float(np.sqrt(np.mean(diff * diff))),
+        'rmse_log': float(np.sqrt(np.mean(log_ratio * log_ratio))),
+        'log10': float(np.mean(abs_log) / np.log(10.0)),
+        # max(g/p, p/g) < t  <=>  |ln(g/p)| < ln t
+        'delta1': float(np.mean(abs_log < np.log(1.25))),
+        'delta2': float(np.mean(abs_log < 2 * np.log(1.25))),
+        'delta3': float(np.mean(abs_log < 3 * np.log(1.25))),
     }
 
 
@@ -104,11 +107,10 @@ def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray, gt: np.ndarray, *,
     gain = gain[valid]
     band = np.floor(g_valid / band_width).astype(np.int64)
     inside = g_valid > band * band_width  # strict lower edge, as in the paper
-    out: Dict[int, float] = {}
-    for k in np.unique(band[inside]):
-        sel = inside & (band == k)
-        out[int(k)] = float(gain[sel].mean())
-    return out
+    band, gain = band[inside], gain[inside]
+    counts = np.bincount(band)
+    sums = np.bincount(band, weights=gain)
+    return {int(k): float(sums[k] / counts[k]) for k in np.flatnonzero(counts)}
 
 
 class AideAccumulator:
