@@ -198,7 +198,7 @@ def test_config_yaml_documents_every_parameter():
                         'config', 'chirp_emitter.yaml')
     with open(path) as f:
         text = f.read()
-    params = yaml.safe_load(text)['chirp_emitter']['ros__parameters']
+    params = yaml.safe_load(text)['/**/chirp_emitter']['ros__parameters']
     flat = {}
     for k, v in params.items():
         if isinstance(v, dict):

@@ -17,7 +17,6 @@ from typing import Optional, Tuple
 from avs_net_ros.core.errors import AvsInputError, NoDirectPathError
 
 import numpy as np
-from scipy import signal
 
 
 #: Speed of sound BatVision assumes when it cuts the echo window (m/s).
@@ -74,6 +73,8 @@ class ChirpConfig:
 
 def make_chirp(config: ChirpConfig = ChirpConfig()) -> np.ndarray:
     """Return the chirp as a 1-D float32 array of ``config.num_samples`` samples."""
+    from scipy import signal  # lazy: scipy.signal costs seconds at node start-up
+
     n = config.num_samples
     t = np.arange(n) / config.sample_rate
     x = signal.chirp(t, f0=config.f_start, t1=config.duration, f1=config.f_end,
@@ -163,6 +164,8 @@ def align_to_direct_path(recording: np.ndarray, chirp: np.ndarray, *,
     if x.shape[1] < c.size:
         raise AvsInputError(f'recording has {x.shape[1]} samples, shorter than the chirp '
                             f'({c.size})')
+    from scipy import signal
+
     # 'valid' correlation: output index k = chirp starting at sample k.
     corr = signal.fftconvolve(x, c[::-1][None, :], mode='valid', axes=1)
     score = np.abs(corr)

@@ -1,0 +1,440 @@
+"""depth_inference node: camera frames + binaural echoes -> metric depth (REP 118).
+
+Topics (relative names; remap them):
+
+- in: ``image`` (sensor_msgs/Image rgb8/bgr8/mono8, sensor-data QoS, depth 1),
+  ``camera_info``, ``echoes`` (32FC1 Image, 2 x samples, stamped with the camera frame's stamp)
+  and the latched ``echoes/info`` (std_msgs/String JSON, gives the sample rate).
+- out: ``depth/metric`` (32FC1 metres, NaN = invalid, camera header), ``depth/pseudo_dense``
+  (AVS-Net's M_p on echo frames), ``depth/relative`` (optional), ``depth/scale``
+  (std_msgs/Float32, the scale applied to the published frame), ``depth/camera_info`` (the
+  camera's CameraInfo with the depth image's header) and ``/diagnostics``.
+
+Threads: subscription callbacks only store messages and pair echoes with frames by stamp
+(``Pairer``); a guard condition wakes the worker, which runs in its own mutually exclusive
+callback group on the MultiThreadedExecutor. The worker only ever takes the newest pending
+pair and the newest pending frame; older ones are dropped and counted, so no queue grows.
+Echo frames go through the whole pipeline; other frames are scaled with the filtered scale or
+the fallback (see ``depth_engine``). A frame can be held up to ``echo_wait`` seconds for its
+echo so that echo frames are published with their own, exact, result. Published metric stamps
+strictly increase.
+"""
+
+from collections import OrderedDict
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.core.scale import SCALE_METHODS
+from avs_net_ros.core.spectrogram import validate_echo
+from avs_net_ros.ros.conversions import (array_to_image, header_copy, image_to_echo,
+                                         image_to_rgb, stamp_to_ns, string_to_echo_info)
+from avs_net_ros.ros.depth_engine import DepthEngine, DepthOutput, FALLBACKS
+from avs_net_ros.ros.pairing import Pairer
+from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float32, String
+
+NODE_NAME = 'depth_inference'
+
+PARAMS = (
+    ParamSpec('avs_model', '', 'Path of the AVS-Net ONNX model (audio-visual avs_av, or '
+              'visual-only avs_v). Required.'),
+    ParamSpec('relative_model', '', 'Path of the relative-depth ONNX model whose output is '
+              'put on a metric scale; empty = publish AVS-Net depth itself.'),
+    ParamSpec('relative_output', '', "What the relative model outputs, 'depth' or "
+              "'disparity'; empty = read it from the model's metadata.",
+              choices=('', 'depth', 'disparity')),
+    ParamSpec('visual_model', '', 'Path of the visual-only AVS-Net (avs_v) used by the '
+              "'visual_model' fallback; empty = none."),
+    ParamSpec('providers', ['CUDAExecutionProvider', 'CPUExecutionProvider'],
+              'ONNX Runtime execution providers in order of preference (short names cuda, '
+              'tensorrt, cpu work); unavailable ones are skipped and the active ones logged.'),
+    ParamSpec('intra_op_threads', 0, 'ONNX Runtime intra-op threads per session; 0 = ONNX '
+              "Runtime's default.", value_range=(0, 256)),
+    ParamSpec('scale_method', 'median', 'How the relative map is fitted to the pseudo-dense '
+              'metric map (median is what the paper uses).', choices=SCALE_METHODS),
+    ParamSpec('fallback', 'visual_model', 'What to publish when no usable echo came for '
+              'echo_timeout: visual_model (scale from the visual-only AVS-Net), last_scale '
+              '(keep the last filtered scale) or none (publish nothing).', choices=FALLBACKS),
+    ParamSpec('echo_timeout', 1.0, 'Seconds (by frame stamps) without a usable echo after '
+              'which the node falls back; also the oldest scale the filter keeps.',
+              value_range=(0.01, 3600.0)),
+    ParamSpec('scale_time_constant', 0.5, 'Time constant (s) of the exponential moving '
+              'average that smooths per-echo scales in log space; 0 = no smoothing.',
+              value_range=(0.0, 3600.0)),
+    ParamSpec('scale_max_jump', 1.5, 'A per-echo scale more than this factor away from the '
+              'filtered one is an outlier.', value_range=(1.0001, 1000.0)),
+    ParamSpec('scale_outlier_patience', 3, 'Consecutive agreeing outliers after which the '
+              'filter restarts at their median (the scene changed).', value_range=(1, 1000)),
+    ParamSpec('pair_queue_size', 10, 'Messages per input kept while waiting for a stamp '
+              'match, and frames held by echo_wait (bounds memory; keep it above echo_wait x '
+              'camera rate).', value_range=(1, 1000)),
+    ParamSpec('pair_slop', 0.0, 'Largest stamp difference (s) for an echo to pair with a '
+              'frame; 0 = exact stamps (the chirp emitter stamps echoes with the stamp of '
+              'the frame).', value_range=(0.0, 10.0)),
+    ParamSpec('echo_wait', 0.0, 'Seconds a frame is held for its echo before it is '
+              'published with the filtered scale; 0 = publish every frame at once (lowest '
+              'latency; echoes then only refresh the scale). Set above the echo round trip '
+              '(e.g. 0.3) in bag evaluation so echo frames get their exact result.',
+              value_range=(0.0, 10.0)),
+    ParamSpec('echo_sample_rate', 0, 'Sample rate (Hz) of the echoes when no echoes/info '
+              'message is available; 0 = take it from echoes/info only.',
+              value_range=(0, 1000000)),
+    ParamSpec('echo_reliability', 'reliable', 'QoS reliability of the echoes subscription '
+              '(best_effort also matches reliable publishers).',
+              choices=('reliable', 'best_effort')),
+    ParamSpec('publish_pseudo_dense', True, 'Publish depth/pseudo_dense on echo frames.'),
+    ParamSpec('publish_relative', False, 'Publish depth/relative (the relative model as '
+              'depth).'),
+    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+              value_range=(0.05, 3600.0)),
+)
+
+_OUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
+                      history=HistoryPolicy.KEEP_LAST)
+_LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _seconds(ns: int) -> float:
+    return ns * 1e-9
+
+
+class _Echo:
+    """A checked echo waiting for its frame; ``header`` is all the pairing reads."""
+
+    __slots__ = ('header', 'samples', 'sample_rate')
+
+    def __init__(self, header: Any, samples: np.ndarray, sample_rate: int) -> None:
+        self.header, self.samples, self.sample_rate = header, samples, sample_rate
+
+
+class DepthInferenceNode(Node):
+    """Publishes metric depth for camera frames, scaled by AVS-Net from binaural echoes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Declare parameters, load the models and create the topics.
+
+        Raises:
+            FileNotFoundError: a model file is missing (its path is named).
+            ModelContractError: a model breaks the ONNX contract.
+            ValueError: a parameter is missing or has a value outside its choices.
+
+        """
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()  # no half-built node left behind with live entities
+            raise
+
+    def _setup(self) -> None:
+        p = declare_parameters(self, PARAMS)
+        self.params = p
+        if not p['avs_model']:
+            raise ValueError('parameter avs_model (path of the AVS-Net ONNX model) is not set')
+        providers = list(p['providers'])
+        common = {'providers': providers, 'intra_op_threads': p['intra_op_threads']}
+        self.pipeline = MetricDepthPipeline(
+            p['avs_model'], p['relative_model'] or None, scale_method=p['scale_method'],
+            relative_output=p['relative_output'] or None, **common)
+        visual = MetricDepthPipeline(p['visual_model'], **common) if p['visual_model'] else None
+        self.engine = DepthEngine(self.pipeline, visual, p['fallback'], p['echo_timeout'],
+                                  p['scale_time_constant'], p['scale_max_jump'],
+                                  p['scale_outlier_patience'])
+        self.get_logger().info(
+            f'models loaded: avs={p["avs_model"]} ({self.pipeline.avs.contract.kind}), '
+            f'relative={p["relative_model"] or "none"}, visual={p["visual_model"] or "none"}; '
+            f'requested providers {providers}, active providers '
+            f'{self.pipeline.active_providers}')
+
+        self._lock = threading.Lock()
+        self._frames: 'OrderedDict[int, Tuple[Image, float]]' = OrderedDict()
+        self._pair: Optional[Tuple[Image, Tuple[np.ndarray, int]]] = None
+        self._camera_info: Optional[CameraInfo] = None
+        self._info = None
+        self._last_published_ns = -1
+        self._last_frame_ns: Optional[int] = None
+        self.counters: Dict[str, int] = dict.fromkeys(
+            ('frames_in', 'duplicate_frames', 'echoes_in', 'echoes_rejected', 'images_rejected',
+             'pairs',
+             'dropped_frames', 'dropped_pairs', 'published_metric', 'published_echo_frames',
+             'no_output_frames'), 0)
+        self.last_error = ''
+        self.last_inference_ms = float('nan')
+        self._pairer = Pairer(2, p['pair_queue_size'], p['pair_slop'], self._on_pair)
+        self.get_logger().info(f'echo/frame pairing by {self._pairer.backend}, slop '
+                               f'{p["pair_slop"]} s')
+
+        io_group = MutuallyExclusiveCallbackGroup()
+        self._work_group = MutuallyExclusiveCallbackGroup()
+        diag_group = MutuallyExclusiveCallbackGroup()
+        echo_qos = QoSProfile(depth=p['pair_queue_size'], history=HistoryPolicy.KEEP_LAST,
+                              reliability=(ReliabilityPolicy.RELIABLE
+                                           if p['echo_reliability'] == 'reliable'
+                                           else ReliabilityPolicy.BEST_EFFORT))
+        image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                               reliability=qos_profile_sensor_data.reliability,
+                               durability=qos_profile_sensor_data.durability)
+        self.create_subscription(Image, 'image', self._on_image, image_qos,
+                                 callback_group=io_group)
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, image_qos,
+                                 callback_group=io_group)
+        self.create_subscription(Image, 'echoes', self._on_echo, echo_qos,
+                                 callback_group=io_group)
+        self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS,
+                                 callback_group=io_group)
+        self.pub_metric = self.create_publisher(Image, 'depth/metric', _OUT_QOS)
+        self.pub_pseudo = self.create_publisher(Image, 'depth/pseudo_dense', _OUT_QOS)
+        self.pub_relative = (self.create_publisher(Image, 'depth/relative', _OUT_QOS)
+                             if p['publish_relative'] else None)
+        self.pub_scale = self.create_publisher(Float32, 'depth/scale', _OUT_QOS)
+        self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', _OUT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._wake = self.create_guard_condition(self._work, callback_group=self._work_group)
+        if p['echo_wait'] > 0:
+            self.create_timer(max(0.005, p['echo_wait'] / 4), self._work,
+                              callback_group=self._work_group)
+        self.create_timer(p['diagnostics_period'], self.publish_diagnostics,
+                          callback_group=diag_group)
+
+    # -- subscription side: cheap, never runs a model --------------------------------------
+
+    def _on_image(self, msg: Image) -> None:
+        t = stamp_to_ns(msg.header.stamp)
+        with self._lock:
+            if t in self._frames or t <= self._last_published_ns:
+                self.counters['duplicate_frames'] += 1  # same stamp again: not a new frame
+                return
+            self.counters['frames_in'] += 1
+            self._last_frame_ns = t if self._last_frame_ns is None else max(
+                self._last_frame_ns, t)
+            self._frames[t] = (msg, time.monotonic())
+            while len(self._frames) > self.params['pair_queue_size']:
+                self._frames.popitem(last=False)
+                self.counters['dropped_frames'] += 1
+        if self.engine.uses_echo:
+            self._pairer.add(0, msg)
+        self._wake.trigger()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_echo_info(self, msg: String) -> None:
+        try:
+            info = string_to_echo_info(msg)
+        except AvsInputError as e:
+            self._reject('echoes/info', str(e))
+            return
+        self._info = info
+        c = self.pipeline.avs.contract
+        if c.echo is not None and (info.sample_rate != c.echo.features.sample_rate
+                                   or info.channels != c.echo.features.channels):
+            self.get_logger().warning(
+                f'echoes/info says {info.sample_rate} Hz, {info.channels} channels; the model '
+                f'needs {c.echo.features.sample_rate} Hz, {c.echo.features.channels} channels:'
+                ' echoes will be rejected')
+        else:
+            self.get_logger().info(f'echo info: {info.sample_rate} Hz, {info.channels} '
+                                   f'channels, {info.window_samples} samples, backend '
+                                   f'{info.backend or "unknown"}')
+
+    def _on_echo(self, msg: Image) -> None:
+        self.counters['echoes_in'] += 1
+        if not self.engine.uses_echo:
+            self.get_logger().info('the AVS-Net model is visual-only: echoes are ignored',
+                                   once=True)
+            return
+        sample_rate = self._info.sample_rate if self._info else self.params['echo_sample_rate']
+        try:
+            if not sample_rate:
+                raise AvsInputError('no echoes/info received yet and parameter '
+                                    'echo_sample_rate is 0: the sample rate is unknown')
+            echo = validate_echo(image_to_echo(msg), self.pipeline.avs.contract.echo.features,
+                                 sample_rate)
+        except AvsInputError as e:
+            self._reject('echo', f'stamp {stamp_to_ns(msg.header.stamp)} ns: {e}')
+            return
+        self._pairer.add(1, _Echo(msg.header, echo, int(sample_rate)))
+
+    def _on_pair(self, image: Image, echo: '_Echo') -> None:
+        with self._lock:
+            self.counters['pairs'] += 1
+            if self._pair is not None:
+                self.counters['dropped_pairs'] += 1
+            self._pair = (image, (echo.samples, echo.sample_rate))
+        self._wake.trigger()
+
+    def _reject(self, what: str, why: str) -> None:
+        key = 'images_rejected' if what == 'image' else 'echoes_rejected'
+        with self._lock:
+            self.counters[key] += 1
+            self.last_error = f'{what} rejected: {why}'
+        self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
+
+    # -- worker: runs the models, newest data only ------------------------------------------
+
+    def _take_jobs(self) -> List[Tuple[Image, Optional[Tuple[np.ndarray, int]]]]:
+        """Pick what to process now (under the lock): at most one frame, then one pair."""
+        jobs = []
+        with self._lock:
+            pair, self._pair = self._pair, None
+            t = None if pair is None else stamp_to_ns(pair[0].header.stamp)
+            deadline = time.monotonic() - self.params['echo_wait']
+            # frames due now: waited echo_wait, or older than the echo frame (their echo would
+            # have come first); the newest goes before the echo so camera-rate output is not
+            # delayed by the longer echo inference
+            older = [s for s, (_, arrived) in self._frames.items()
+                     if arrived <= deadline or (t is not None and s < t)]
+            if older:
+                newest = max(older)
+                jobs.append((self._frames[newest][0], None))
+                self.counters['dropped_frames'] += len(older) - 1
+                for s in older:
+                    del self._frames[s]
+            if pair is not None:
+                self._frames.pop(t, None)
+                jobs.append(pair)
+        return jobs
+
+    def _work(self) -> None:
+        for image, echo in self._take_jobs():
+            try:
+                rgb = image_to_rgb(image)
+            except AvsInputError as e:
+                self._reject('image', str(e))
+                continue
+            t_ns = stamp_to_ns(image.header.stamp)
+            start = time.perf_counter()
+            try:
+                if echo is not None:
+                    out = self.engine.on_echo(rgb, echo[0], echo[1], _seconds(t_ns))
+                else:
+                    out = self.engine.on_frame(rgb, _seconds(t_ns))
+            except AvsInputError as e:
+                self._reject('echo' if echo is not None else 'image', str(e))
+                continue
+            self.last_inference_ms = (time.perf_counter() - start) * 1e3
+            self._publish(image, out, echo is not None)
+
+    def _publish(self, image: Image, out: DepthOutput, echo_frame: bool) -> None:
+        header = header_copy(image.header)
+        t = stamp_to_ns(header.stamp)
+        if echo_frame and out.pseudo_dense is not None and self.params['publish_pseudo_dense']:
+            self.pub_pseudo.publish(array_to_image(out.pseudo_dense, '32FC1', header))
+        if out.metric is None:
+            self.counters['no_output_frames'] += 1
+            return
+        if t <= self._last_published_ns:
+            return  # a newer frame went out already; metric stamps only increase
+        self._last_published_ns = t
+        if self.pub_relative is not None and out.relative is not None:
+            self.pub_relative.publish(array_to_image(out.relative, '32FC1', header))
+        if self._camera_info is not None:
+            info = CameraInfo()
+            for name in CameraInfo.get_fields_and_field_types():
+                setattr(info, name, getattr(self._camera_info, name))
+            info.header = header
+            self.pub_info.publish(info)
+        self.pub_scale.publish(Float32(data=float(out.scale)))
+        self.pub_metric.publish(array_to_image(np.ascontiguousarray(out.metric, np.float32),
+                                               '32FC1', header))
+        self.counters['published_metric'] += 1
+        if echo_frame:
+            self.counters['published_echo_frames'] += 1
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        """Return the node's state: echo age, fallback in use, counters, last error."""
+        with self._lock:
+            last_frame = self._last_frame_ns
+            counters = dict(self.counters)
+            last_error = self.last_error
+        st = DiagnosticStatus(name=f'{self.get_name()}: metric depth',
+                              hardware_id=self.get_fully_qualified_name())
+        values = {}
+        if last_frame is None:
+            st.level, st.message = DiagnosticStatus.WARN, 'no camera frames received'
+        else:
+            now = _seconds(last_frame)
+            values.update(self.engine.status(now))
+            if not self.engine.uses_echo:
+                st.level, st.message = DiagnosticStatus.OK, 'visual-only AVS-Net model'
+            elif self.engine.echo_stale(now):
+                age = self.engine.echo_age(now)
+                what = 'no echo received yet' if age is None else (
+                    f'no usable echo for {age:.2f} s (> echo_timeout '
+                    f'{self.engine.echo_timeout} s)')
+                st.level = DiagnosticStatus.WARN
+                st.message = f'{what}: fallback {self.engine.fallback}'
+            else:
+                st.level, st.message = DiagnosticStatus.OK, 'metric scale from echoes'
+        values.update({k: str(v) for k, v in counters.items()})
+        values.update(last_error=last_error or 'none', pairing=self._pairer.backend,
+                      providers=str(self.pipeline.active_providers),
+                      last_inference_ms=f'{self.last_inference_ms:.2f}')
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        return st
+
+    def publish_diagnostics(self) -> None:
+        """Publish ``diagnostic_status`` on /diagnostics."""
+        msg = DiagnosticArray(status=[self.diagnostic_status()])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+
+def drain_executor(executor: MultiThreadedExecutor) -> None:
+    """Wait for callbacks still running on a shut-down executor's threads.
+
+    rclpy Jazzy's ``Executor.shutdown`` returns without waiting for them, so destroying the
+    nodes right after would fail inside those callbacks.
+    """
+    pool = getattr(executor, '_executor', None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+def spin_nodes(nodes: List[Node], num_threads: int = 4) -> None:
+    """Spin ``nodes`` on one MultiThreadedExecutor until shutdown, then destroy them."""
+    executor = MultiThreadedExecutor(num_threads=num_threads)
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        drain_executor(executor)
+        for node in nodes:
+            node.destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node (``ros2 run avs_net_ros depth_inference``)."""
+    rclpy.init(args=args)
+    try:
+        node = DepthInferenceNode()
+    except (FileNotFoundError, ValueError) as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
+    spin_nodes([node])
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""depth_inference over real DDS (loopback, domain 91): outputs, pairing, fallback, faults."""
+
+import subprocess
+import sys
+import time
+
+from avs_net_ros.core.scale import ScaleFit
+from avs_net_ros.ros.conversions import image_to_array, stamp_to_ns
+from avs_net_ros.ros.depth_inference import DepthInferenceNode, PARAMS
+from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import numpy as np
+import pytest
+from ros_fixtures import (build_masked_relative_model, camera_info_msg, echo_info_msg, echo_msg,
+                          half_dark_frame, image_msg, LATCHED, make_echo, overrides,
+                          publish_until, ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for,
+                          wait_matched)
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float32, String
+
+DOMAIN = 91
+SEC = 1_000_000_000
+SR = 44100
+
+
+@pytest.fixture(scope='module')
+def models(model_set, tmp_path_factory):
+    out = dict(model_set)
+    out['masked'] = build_masked_relative_model(str(tmp_path_factory.mktemp('m') / 'r.onnx'))
+    return out
+
+
+@pytest.fixture(scope='module')
+def ros():
+    h = RosHarness(DOMAIN)
+    h.pubs = {
+        'image': h.publisher(Image, 'image', SENSOR_QOS),
+        'camera_info': h.publisher(CameraInfo, 'camera_info', SENSOR_QOS),
+        'echoes': h.publisher(Image, 'echoes'),
+        'info': h.publisher(String, 'echoes/info', LATCHED),
+    }
+    h.out = {
+        'metric': h.collect(Image, 'depth/metric'),
+        'pseudo': h.collect(Image, 'depth/pseudo_dense'),
+        'relative': h.collect(Image, 'depth/relative'),
+        'scale': h.collect(Float32, 'depth/scale'),
+        'info': h.collect(CameraInfo, 'depth/camera_info'),
+        'diag': h.collect(DiagnosticArray, '/diagnostics'),
+    }
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def node_factory(ros, models):
+    """Start a depth_inference node in the harness; removed after the test."""
+    made = []
+
+    def make(**params):
+        base = {'avs_model': models['av'], 'relative_model': models['masked'],
+                'visual_model': models['v'], 'providers': ['cpu'], 'diagnostics_period': 0.1}
+        base.update(params)
+        node = ros.add(DepthInferenceNode(context=ros.context,
+                                          parameter_overrides=overrides(**base)))
+        made.append(node)
+        for c in ros.out.values():
+            c.clear()
+        for pub in ros.pubs.values():
+            wait_matched(pub)
+        return node
+
+    yield make
+    for node in made:
+        ros.remove(node)
+
+
+def _finder(collector, stamp_ns):
+    def find():
+        return [m for m in collector.snapshot() if stamp_to_ns(m.header.stamp) == stamp_ns]
+    return find
+
+
+def _by_stamp(collector, stamp_ns, timeout=10.0):
+    return wait_for(_finder(collector, stamp_ns), timeout, f'a message stamped {stamp_ns}')[0]
+
+
+def _send_image(ros, msg, collector):
+    """Publish a camera frame (best effort) until ``collector`` has an output stamped so."""
+    t = stamp_to_ns(msg.header.stamp)
+    return publish_until(ros.pubs['image'], msg, _finder(collector, t),
+                         what=f'an output stamped {t}')[0]
+
+
+def _set_info(ros, node, **kw):
+    msg = echo_info_msg(**kw)
+    ros.pubs['info'].publish(msg)
+    rate = kw.get('sample_rate', SR)
+    wait_for(lambda: node._info is not None and node._info.sample_rate == rate, 10,
+             'the echo info')
+
+
+def _diag(ros, predicate, timeout=10.0):
+    def find():
+        for arr in reversed(ros.out['diag'].snapshot()):
+            for st in arr.status:
+                if st.name.startswith('depth_inference') and predicate(st):
+                    return st
+        return None
+    return wait_for(find, timeout, 'a matching diagnostics status')
+
+
+def _values(status):
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_metric_depth_matches_offline_pipeline(ros, node_factory, models):
+    node = node_factory(echo_wait=2.0, publish_relative=True)
+    _set_info(ros, node)
+    t1 = 100 * SEC + 123
+    rgb, echo = half_dark_frame(1), make_echo(1)
+    publish_until(ros.pubs['camera_info'], camera_info_msg(t1),
+                  lambda: node._camera_info is not None, what='camera_info to arrive')
+    ros.pubs['echoes'].publish(echo_msg(echo, t1))  # reliable; waits for its frame
+    metric = _send_image(ros, image_msg(rgb, t1), ros.out['metric'])
+    assert node.counters['published_echo_frames'] == 1
+
+    offline = MetricDepthPipeline(models['av'], models['masked'], providers=['cpu']).infer(
+        rgb, echo, SR)
+    assert (metric.encoding, metric.height, metric.width) == ('32FC1', 48, 64)
+    assert metric.step == 64 * 4 and metric.is_bigendian == 0
+    assert metric.header.frame_id == 'camera_optical'
+    depth = image_to_array(metric)
+    assert np.isnan(depth[:, :30]).all() and np.isfinite(depth[:, 34:]).all()
+    np.testing.assert_array_equal(np.isnan(depth), np.isnan(offline.metric))
+    np.testing.assert_allclose(depth, offline.metric, rtol=1e-6, equal_nan=True)
+    pseudo = image_to_array(_by_stamp(ros.out['pseudo'], t1))
+    np.testing.assert_allclose(pseudo, offline.pseudo_dense, rtol=1e-6)
+    relative = image_to_array(_by_stamp(ros.out['relative'], t1))
+    np.testing.assert_allclose(relative, offline.relative, rtol=1e-6, equal_nan=True)
+    info = _by_stamp(ros.out['info'], t1)
+    assert info.header.frame_id == 'camera_optical' and list(info.k)[0] == pytest.approx(51.2)
+    scale = wait_for(lambda: ros.out['scale'].snapshot(), 5, 'the scale')[0].data
+    assert scale == pytest.approx(offline.scale, rel=1e-6)
+    status = _diag(ros, lambda s: s.level == DiagnosticStatus.OK)
+    assert status.message == 'metric scale from echoes'
+    assert _values(status)['pairing'] == 'avs_net_ros.ros.pairing'
+
+    # a frame with no echo is scaled by the filtered scale of the echo before it
+    t2 = t1 + SEC // 30
+    rgb2 = half_dark_frame(2)
+    between = image_to_array(_send_image(ros, image_msg(rgb2, t2), ros.out['metric']))
+    pipe = MetricDepthPipeline(models['av'], models['masked'], providers=['cpu'])
+    want = ScaleFit('median', 'depth', offline.scale).apply(pipe.relative_depth(rgb2))
+    np.testing.assert_allclose(between, want, rtol=1e-5, equal_nan=True)
+
+
+def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, models):
+    node = node_factory(echo_timeout=0.5)
+    rgb = half_dark_frame(3)
+    t = 200 * SEC
+    depth = image_to_array(_send_image(ros, image_msg(rgb[..., ::-1].copy(), t, 'bgr8'),
+                                       ros.out['metric']))
+    offline = MetricDepthPipeline(models['v'], models['masked'], providers=['cpu']).infer(rgb)
+    np.testing.assert_allclose(depth, offline.metric, rtol=1e-6, equal_nan=True)
+    status = _diag(ros, lambda s: s.level == DiagnosticStatus.WARN)
+    assert status.message == 'no echo received yet: fallback visual_model'
+    assert _values(status)['last_source'] == 'fallback_visual_model'
+    # echoes, then silence longer than echo_timeout (by stamps): fallback again
+    _set_info(ros, node)
+    ros.pubs['echoes'].publish(echo_msg(make_echo(3), t + SEC))
+    _send_image(ros, image_msg(rgb, t + SEC), ros.out['pseudo'])  # the echo frame
+    _send_image(ros, image_msg(rgb, t + 3 * SEC), ros.out['metric'])
+    status = _diag(ros, lambda s: 'no usable echo' in s.message)
+    assert status.message == ('no usable echo for 2.00 s (> echo_timeout 0.5 s): fallback '
+                              'visual_model')
+
+
+def test_bad_echoes_are_rejected_and_the_node_keeps_running(ros, node_factory):
+    node = node_factory(echo_wait=0.0)
+    _set_info(ros, node)
+    t = 300 * SEC
+    cases = []
+    nan_echo = make_echo(4)
+    nan_echo[0, 5] = np.nan
+    cases.append((nan_echo, 'echo contains NaN or infinite samples'))
+    cases.append((make_echo(4)[:1], 'echo has 1 channels, the model needs 2'))
+    cases.append((make_echo(4, samples=100), 'echo has 100 samples, the model needs at least'))
+    for i, (echo, why) in enumerate(cases):
+        ros.pubs['echoes'].publish(echo_msg(echo, t + i))
+        wait_for(lambda i=i: node.counters['echoes_rejected'] == i + 1, 10, why)
+        assert why in node.last_error and f'stamp {t + i} ns' in node.last_error
+        assert why in _values(_diag(ros, lambda s: why in _values(s)['last_error']))[
+            'last_error']
+    _set_info(ros, node, sample_rate=22050)
+    ros.pubs['echoes'].publish(echo_msg(make_echo(4), t + 10))
+    wait_for(lambda: node.counters['echoes_rejected'] == 4, 10, 'the wrong-rate echo')
+    assert 'echo sample rate is 22050 Hz, the model needs 44100 Hz' in node.last_error
+    # still alive: a good echo pairs with its frame and yields an echo frame
+    _set_info(ros, node)
+    ros.pubs['echoes'].publish(echo_msg(make_echo(5), t + 20))
+    _send_image(ros, image_msg(half_dark_frame(5), t + 20), ros.out['pseudo'])
+    assert node.counters['pairs'] == 1 and node.counters['echoes_rejected'] == 4
+
+
+def test_unsupported_image_encoding_is_reported(ros, node_factory):
+    node = node_factory()
+    t = 400 * SEC
+    publish_until(ros.pubs['image'], image_msg(np.zeros((48, 64), np.float32), t, '32FC1'),
+                  lambda: node.counters['images_rejected'] >= 1, what='the rejection')
+    assert "camera image encoding '32FC1' is not supported" in node.last_error
+    _send_image(ros, image_msg(half_dark_frame(6), t + 1), ros.out['metric'])
+    assert not [m for m in ros.out['metric'].snapshot() if stamp_to_ns(m.header.stamp) == t]
+
+
+def test_burst_keeps_newest_frames_and_increasing_stamps(ros, node_factory):
+    """Frames far faster than inference: the newest is processed, older ones are dropped."""
+    node = node_factory()
+    t0 = 500 * SEC
+    frames = [half_dark_frame(i) for i in range(4)]
+    n = 60
+    for i in range(n):
+        ros.pubs['image'].publish(image_msg(frames[i % 4], t0 + i * SEC // 100))
+        time.sleep(0.002)
+    # DDS may drop some of the burst itself (best effort); wait until the node is idle
+    wait_for(lambda: node.counters['frames_in'] > 0 and not node._frames, 10, 'idle')
+    last = node._last_frame_ns
+    _by_stamp(ros.out['metric'], last)  # the newest frame received is always published
+    stamps = [stamp_to_ns(m.header.stamp) for m in ros.out['metric'].snapshot()]
+    assert stamps == sorted(set(stamps))
+    c = node.counters
+    assert c['published_metric'] + c['dropped_frames'] == c['frames_in']
+    assert len(node._frames) == 0 and node._pairer._own.pending()[0] <= 10
+
+
+def test_missing_model_file_fails_at_start_with_the_path(ros, tmp_path):
+    missing = str(tmp_path / 'no_such_avs.onnx')
+    with pytest.raises(FileNotFoundError, match='no_such_avs.onnx'):
+        DepthInferenceNode(context=ros.context,
+                           parameter_overrides=overrides(avs_model=missing))
+    r = subprocess.run([sys.executable, '-m', 'avs_net_ros.ros.depth_inference', '--ros-args',
+                        '-p', f'avs_model:={missing}'], cwd=ROOT, env=ros_env(DOMAIN),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f'model file not found: {missing}' in r.stderr + r.stdout
+    with pytest.raises(ValueError, match=r'parameter avs_model \(path of the AVS-Net'):
+        DepthInferenceNode(context=ros.context)
+
+
+def test_every_parameter_has_a_description(ros, node_factory):
+    node = node_factory()
+    names = [p.name for p in PARAMS]
+    described = node.describe_parameters(names)
+    assert all(d.description and d.read_only for d in described)
+    with pytest.raises(ValueError, match="fallback = 'sometimes' is not one of"):
+        DepthInferenceNode(context=ros.context, parameter_overrides=overrides(
+            avs_model='x.onnx', fallback='sometimes'))
