@@ -24,6 +24,7 @@ from avs_net_ros.audio.engine import SonarEngine
 from avs_net_ros.audio.settings import SonarSettings
 import numpy as np
 import pytest
+from ros_fixtures import Collector, ros_env, wait_for  # noqa: F401 (re-exported)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUDIO_SERVER = os.path.join(ROOT, 'scripts', 'audio_server.sh')
@@ -282,56 +283,6 @@ def _probe_main(device: str, blocksize: int, n: int, out_path: str) -> None:
 
 
 # -- ROS ---------------------------------------------------------------------------------------
-
-def ros_env(domain_id: int) -> Dict[str, str]:
-    """Return os.environ for a ROS process on ``domain_id`` (80-89), loopback only."""
-    if not 80 <= domain_id <= 89:
-        raise ValueError(f'audio/emitter ROS tests use domain ids 80-89, got {domain_id}')
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTRTPS_DEFAULT_PROFILES_FILE=FASTDDS_PROFILE,
-               RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
-               RCUTILS_LOGGING_BUFFERED_STREAM='0',
-               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in sys.path if p]))
-    return env
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             period: float = 0.01) -> Any:
-    """Poll ``predicate`` until truthy; fail the test naming ``what`` after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        time.sleep(period)
-
-
-class Collector:
-    """Thread-safe store of the messages received on one topic."""
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._msgs: List[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, msg: Any) -> None:
-        """Store ``msg``."""
-        with self._lock:
-            self._msgs.append(msg)
-
-    def snapshot(self) -> List[Any]:
-        """Return a copy of the messages so far."""
-        with self._lock:
-            return list(self._msgs)
-
-    def __len__(self) -> int:
-        """Messages so far."""
-        with self._lock:
-            return len(self._msgs)
-
 
 class RosTester:
     """A private rclpy context on one domain with a tester node spinning in the background."""

@@ -36,13 +36,18 @@ TEST_WINDOW = echo_window_samples(6.0, TEST_SAMPLE_RATE, 340.0)
 
 
 def ros_env(domain_id: int) -> Dict[str, str]:
-    """Return a copy of os.environ for a ROS process on ``domain_id``, loopback only."""
-    if not 90 <= domain_id <= 99:
-        raise ValueError(f'ROS tests use domain ids 90-99, got {domain_id}')
+    """Return a copy of os.environ for a ROS process on ``domain_id``, loopback only.
+
+    Each test module uses its own domain ids (ROS nodes 90-99, audio/emitter 80-89, eval
+    20-29, demo 30-39) so that modules never see each other's traffic.
+    """
+    if not 0 <= domain_id <= 101:
+        raise ValueError(f'ROS_DOMAIN_ID must be in 0..101 here, got {domain_id}')
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTRTPS_DEFAULT_PROFILES_FILE=FASTDDS_PROFILE,
                RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
+               RCUTILS_LOGGING_BUFFERED_STREAM='0',
                PYTHONPATH=os.pathsep.join([ROOT] + [p for p in sys.path if p]))
     return env
 
@@ -81,6 +86,11 @@ class Collector:
         """Forget the messages so far."""
         with self.lock:
             self.msgs.clear()
+
+    def __len__(self) -> int:
+        """Messages so far."""
+        with self.lock:
+            return len(self.msgs)
 
 
 class RosHarness:
