@@ -34,6 +34,7 @@ setup(
             'depth_inference = avs_net_ros.ros.depth_inference:main',
             'sim_robot = avs_net_ros.ros.sim_robot:main',
             'avs_bringup = avs_net_ros.ros.bringup:main',
+            'avs_demo = avs_net_ros.tools.demo:main',
             'avs_eval_bag = avs_net_ros.tools.eval_bag:main',
             'avs_write_bag = avs_net_ros.tools.write_bag:main',
             'avs_replay_bag = avs_net_ros.tools.replay_bag:main',

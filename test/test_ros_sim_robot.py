@@ -101,3 +101,19 @@ def test_echoes_are_stamped_with_frames_and_self_described(sim):
         onset = align_to_direct_path(echo, node._chirp, search=(0, 50)).onset
         assert onset <= 2
     assert node.echo_faults == 0
+
+
+def test_lead_in_longer_than_the_pre_roll_is_kept(sim):
+    # BV2-layout models count their lead-in up to the direct path: emission (192) + flight.
+    h, _, _ = sim
+    node = SimRobotNode(context=h.context, namespace='lead_in', parameter_overrides=overrides(
+        width=32, height=24, num_poses=2, publish_echoes=True, echo_noise=False, seed=3,
+        echo_lead_in_samples=208))  # not spun, and in its own namespace: publishes nothing
+    try:
+        assert node.world.emit_sample < 208
+        echo = node.simulate_echo(node.poses[0])
+        assert echo is not None and echo.shape == (2, node.sonar.window)
+        onset = align_to_direct_path(echo, node._chirp, search=(150, 260)).onset
+        assert abs(onset - 208) <= 2
+    finally:
+        node.destroy_node()

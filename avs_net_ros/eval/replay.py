@@ -35,8 +35,12 @@ OUTPUTS = {'metric': IMAGE_TYPE, 'pseudo_dense': IMAGE_TYPE, 'relative': IMAGE_T
 DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
 
 
-def _params_file(path: str, models: Dict[str, str], providers: List[str],
-                 echo_wait: float) -> str:
+def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
+                       echo_wait: float) -> str:
+    """Write depth_inference's parameter file for evaluating ``models``; return ``path``.
+
+    ``models``: 'av' (the avs_model, AV or V), optional 'v' (fallback) and 'relative'.
+    """
     import yaml
 
     params = {'avs_model': models['av'], 'relative_model': models.get('relative', ''),
@@ -53,32 +57,141 @@ def _params_file(path: str, models: Dict[str, str], providers: List[str],
     return path
 
 
-class _Recorder:
-    """Record raw messages of the outputs with their wall receive time."""
+_params_file = write_depth_params
 
-    def __init__(self, node: Any, prefix: str) -> None:
+
+class Recorder:
+    """Record raw messages of the graph's outputs with their wall receive time.
+
+    Subscribes to ``prefix``/{metric, pseudo_dense, relative, scale}, /diagnostics and any
+    ``extra`` {topic: message type} (e.g. the simulated robot's camera and ground truth).
+    """
+
+    def __init__(self, node: Any, prefix: str, extra: Optional[Dict[str, str]] = None,
+                 enabled: bool = True) -> None:
+        """Subscribe on ``node``; messages are kept only while ``enabled`` is true."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from avs_net_ros.eval.player import message_class
 
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
+        self.enabled = enabled
         self.messages: List[tuple] = []   # (wall monotonic, topic, msgtype, raw)
         self.topics = {}
-        for role, msgtype in [*OUTPUTS.items(), ('diagnostics', DIAGNOSTICS_TYPE)]:
-            topic = '/diagnostics' if role == 'diagnostics' else f'{prefix}/{role}'
-            self.topics[role] = topic
+        subs = [(f'{prefix}/{role}', t) for role, t in OUTPUTS.items()]
+        subs += [('/diagnostics', DIAGNOSTICS_TYPE)] + list((extra or {}).items())
+        for topic, msgtype in subs:
+            self.topics[topic.rsplit('/', 1)[-1] if topic.startswith(prefix + '/')
+                        or topic == '/diagnostics' else topic] = topic
             node.create_subscription(message_class(msgtype), topic,
                                      self._callback(topic, msgtype), qos, raw=True)
 
     def _callback(self, topic: str, msgtype: str) -> Any:
         def cb(raw: bytes) -> None:
+            t = time.monotonic()
             with self.lock:
-                self.messages.append((time.monotonic(), topic, msgtype, bytes(raw)))
+                if self.enabled:
+                    self.messages.append((t, topic, msgtype, bytes(raw)))
         return cb
 
     def count(self, topic: str) -> int:
+        """Return how many messages of ``topic`` were recorded."""
         with self.lock:
             return sum(1 for m in self.messages if m[1] == topic)
+
+    def snapshot(self) -> List[tuple]:
+        """Return a copy of the recorded (time, topic, msgtype, raw) tuples."""
+        with self.lock:
+            return list(self.messages)
+
+
+_Recorder = Recorder  # the name this module used first
+
+
+class GraphProcess:
+    """The node graph (``avs_net_ros.ros.bringup``) in a child process, plus a local node.
+
+    Use as a context manager: the graph starts with its output in ``log_path``, rclpy is
+    initialised in this process on the same ``domain_id`` (a private context) and ``node`` is
+    spun in a background thread; on exit the graph gets SIGINT (then SIGKILL) and the context is
+    shut down. DDS stays on this machine (``bringup.keep_local``).
+    """
+
+    def __init__(self, arguments: List[str], log_path: str, domain_id: int,
+                 node_name: str = 'avs_graph_client') -> None:
+        """Prepare to run bringup with launch ``arguments`` (``name:=value``)."""
+        self.arguments = list(arguments)
+        self.log_path = log_path
+        self.domain_id = int(domain_id)
+        self.node_name = node_name
+        self.process: Optional[subprocess.Popen] = None
+        self.node: Any = None
+        self._log: Any = None
+        self._context: Any = None
+        self._executor: Any = None
+
+    def __enter__(self) -> 'GraphProcess':
+        """Start the graph and the local node."""
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from avs_net_ros.ros.bringup import keep_local
+
+        env = dict(os.environ)
+        keep_local(env)
+        env['ROS_DOMAIN_ID'] = str(self.domain_id)
+        keep_local()
+        self._context = Context()
+        rclpy.init(context=self._context, domain_id=self.domain_id)
+        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+        self._log = open(self.log_path, 'w')
+        self.process = subprocess.Popen(
+            [sys.executable, '-m', 'avs_net_ros.ros.bringup', *self.arguments], env=env,
+            stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self.node = rclpy.create_node(self.node_name, context=self._context)
+            self._executor = SingleThreadedExecutor(context=self._context)
+            self._executor.add_node(self.node)
+            threading.Thread(target=self._executor.spin, daemon=True).start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def check_alive(self) -> None:
+        """Raise RuntimeError (pointing at the log) if the graph has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f'the node graph exited with status {self.process.returncode}; '
+                               f'see {self.log_path}')
+
+    def wait_until(self, ready: Any, timeout: float, what: str) -> None:
+        """Poll ``ready()`` until true; raise RuntimeError if the graph dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if ready():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f'the node graph did not {what} within {timeout:.0f} s; see '
+                           f'{self.log_path}')
+
+    def __exit__(self, *exc: Any) -> None:
+        """Stop the graph (SIGINT, then SIGKILL after 10 s) and this process's ROS context."""
+        import rclpy
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+        if self._executor is not None:
+            self._executor.shutdown()
+        if self._context is not None:
+            rclpy.try_shutdown(context=self._context)
 
 
 def _percentile(values: List[float], q: float) -> Optional[float]:
@@ -108,12 +221,8 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         RuntimeError: the graph exited or never subscribed.
 
     """
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from avs_net_ros.core.contract import read_onnx_contract
     from avs_net_ros.eval.player import BagPlayer
-    from avs_net_ros.ros.bringup import keep_local
     from tqdm import tqdm
 
     tp = topics.resolved()
@@ -123,48 +232,29 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
     record_path = os.path.join(out_dir, 'replay_bag')
     if os.path.exists(record_path):
         shutil.rmtree(record_path)
-    env = dict(os.environ)
-    keep_local(env)
-    env['ROS_DOMAIN_ID'] = str(domain_id)
-    keep_local()
-    params = _params_file(os.path.join(out_dir, 'depth_inference_replay.yaml'), models,
-                          list(providers), echo_wait)
+    params = write_depth_params(os.path.join(out_dir, 'depth_inference_replay.yaml'),
+                                models, list(providers), echo_wait)
     prefix = tp.metric.rsplit('/', 1)[0] or '/depth'
-    cmd = [sys.executable, '-m', 'avs_net_ros.ros.bringup', 'use_sim:=false',
-           'use_emitter:=false', 'use_sim_time:=true', f'depth_params_file:={params}',
-           f'image_topic:={tp.image}', f'camera_info_topic:={tp.camera_info}',
-           f'echoes_topic:={tp.echoes}', f'depth_topic_prefix:={prefix}']
+    args = ['use_sim:=false', 'use_emitter:=false', 'use_sim_time:=true',
+            f'depth_params_file:={params}', f'image_topic:={tp.image}',
+            f'camera_info_topic:={tp.camera_info}', f'echoes_topic:={tp.echoes}',
+            f'depth_topic_prefix:={prefix}']
     log_path = os.path.join(out_dir, 'graph.log')
-    context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    log = open(log_path, 'w')
-    graph = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    executor = None
-    try:
-        node = rclpy.create_node('avs_replay', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
-        recorder = _Recorder(node, prefix)
+    with GraphProcess(args, log_path, domain_id, 'avs_replay') as graph:
+        node = graph.node
+        env = dict(os.environ)
+        env['ROS_DOMAIN_ID'] = str(domain_id)
+        recorder = Recorder(node, prefix)
         play_topics = [tp.image, tp.camera_info, tp.echoes, tp.echo_info]
         with Reader(path) as r:
             have = {c.topic for c in r.connections}
         play_topics = [t for t in play_topics if t in have]
         ros2 = shutil.which('ros2')
         player = BagPlayer(node, path, play_topics, rate, stamp_topics=(tp.image, tp.echoes))
-        deadline = time.monotonic() + startup_timeout
-        while time.monotonic() < deadline:
-            if graph.poll() is not None:
-                raise RuntimeError(f'the node graph exited with status {graph.returncode}; '
-                                   f'see {log_path}')
-            if (node.count_subscribers(tp.image) and node.count_subscribers(tp.echoes)
-                    and node.count_publishers(tp.metric)):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f'the node graph did not subscribe to {tp.image} and '
-                               f'{tp.echoes} within {startup_timeout:.0f} s; see {log_path}')
+        graph.wait_until(lambda: (node.count_subscribers(tp.image)
+                                  and node.count_subscribers(tp.echoes)
+                                  and node.count_publishers(tp.metric)),
+                         startup_timeout, f'subscribe to {tp.image} and {tp.echoes}')
         player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
         time.sleep(0.5)  # let the latched echoes/info reach the late-joining reader
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
@@ -184,18 +274,6 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
             if n != last:
                 last, quiet = n, time.monotonic()
             time.sleep(0.1)
-    finally:
-        if graph.poll() is None:
-            graph.send_signal(signal.SIGINT)
-            try:
-                graph.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                graph.kill()
-                graph.wait()
-        log.close()
-        if executor is not None:
-            executor.shutdown()
-        rclpy.try_shutdown(context=context)
     system = _system_figures(player, recorder, tp, wall, rate)
     _write_recording(record_path, path, tp, recorder)
     roles = ['metric', 'pseudo_dense'] + (['relative'] if models.get('relative') else [])

@@ -66,7 +66,7 @@ PARAMS = (
     ParamSpec('echo_max_range', 12.0, 'Range the echo window covers (m); it must cover the '
               "AVS-Net model's echo window.", value_range=(0.5, 100.0)),
     ParamSpec('echo_lead_in_samples', 0, 'Samples kept before the direct path at the start '
-              "of each echo (the model's lead_in_samples).", value_range=(0, 192)),
+              "of each echo (the model's lead_in_samples).", value_range=(0, 4096)),
     ParamSpec('echo_noise', True, 'Add the simulated microphone noise to the echoes.'),
 )
 
@@ -190,7 +190,12 @@ class SimRobotNode(Node):
     def simulate_echo(self, pose: CameraPose) -> Optional[np.ndarray]:
         """Return the cut (2, window) echo of a chirp at ``pose``, or None (fault logged)."""
         rec = self.world.record(pose, rng=self._noise)
-        start = self.world.emit_sample - self.sonar.lead_in_samples
+        # cut_recording wants the chirp at index lead_in; the model's lead-in counts up to the
+        # direct-path onset (emission + flight), so it may exceed the world's pre-roll: pad.
+        pad = max(0, self.sonar.lead_in_samples - self.world.emit_sample)
+        if pad:
+            rec = np.pad(rec, ((0, 0), (pad, 0)))
+        start = self.world.emit_sample + pad - self.sonar.lead_in_samples
         try:
             return cut_recording(rec[:, start:], self._chirp, self.sonar).echo
         except EchoFault as e:
