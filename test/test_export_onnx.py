@@ -1,0 +1,113 @@
+"""ONNX export of AV, V and relative models: contract metadata, parity, and the runtime."""
+
+from avs_net_ros.core.contract import (EchoContract, KIND_AV, KIND_RELATIVE, KIND_V,
+                                       read_onnx_contract)
+from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.core.spectrogram import EchoFeatureConfig, StftConfig
+import numpy as np
+import onnx
+import pytest
+from test_model_avs import tiny_model_config
+import torch
+from torch import nn
+from training.export import export_onnx, ExportError, make_contract, parity
+from training.models.avs_net import build_model
+
+SR = 16000
+# A short echo window (12 m at 340 m/s = 1129 samples at 16 kHz) keeps the test fast.
+ECHO = EchoContract(EchoFeatureConfig(sample_rate=SR, window_samples=1129,
+                                      stft=StftConfig(n_fft=128, win_length=32, hop_length=8),
+                                      spec_size=(64, 64)),
+                    echo_max_depth=12.0, speed_of_sound=340.0, lead_in_samples=10)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp('export')
+    out = {}
+    for variant in ('av', 'v', 'relative'):
+        torch.manual_seed(0)
+        model = build_model(tiny_model_config(variant)).eval()
+        path = str(d / f'{variant}.onnx')
+        contract = make_contract(model.config, ECHO if variant == 'av' else None)
+        diff = export_onnx(model, contract, path, verbose=False)
+        out[variant] = (path, model, contract, diff)
+    return out
+
+
+@pytest.mark.parametrize('variant,kind', [('av', KIND_AV), ('v', KIND_V),
+                                          ('relative', KIND_RELATIVE)])
+def test_export_follows_contract_and_matches_torch(exported, variant, kind):
+    path, model, contract, diff = exported[variant]
+    read = read_onnx_contract(path)
+    assert read.kind == kind and read.image_size == (64, 64)
+    assert read == contract
+    if kind == KIND_AV:
+        assert read.echo.features == ECHO.features and read.echo.lead_in_samples == 10
+    abs_diff, rel_diff = parity(path, model, contract, seeds=(5, 6, 7))
+    assert rel_diff <= 1e-3 and diff <= 1e-3 * 20
+    proto = onnx.load(path)
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+
+
+def test_batch_axis_is_dynamic(exported):
+    import onnxruntime as ort
+    path, model, contract, _ = exported['av']
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    x = np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32)
+    s = np.random.default_rng(1).random((3, 2, 64, 64), dtype=np.float32)
+    got = sess.run(None, {'image': x, 'echo_spectrogram': s})[0]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x), torch.from_numpy(s))['depth'].numpy()
+    assert got.shape == (3, 1, 64, 64)
+    assert np.max(np.abs(got - ref)) <= 1e-3 * np.max(np.abs(ref))
+
+
+def test_runtime_pipeline_runs_exported_files_from_metadata(exported):
+    from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+    av_path, av_model, _, _ = exported['av']
+    rel_path, rel_model, _, _ = exported['relative']
+    pipe = MetricDepthPipeline(av_path, rel_path, intra_op_threads=2)
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    echo = rng.standard_normal((2, 2000)).astype(np.float32) * 0.1
+    res = pipe.infer(rgb, echo, SR)
+    assert res.metric.shape == res.pseudo_dense.shape == res.relative.shape == (48, 80)
+    assert np.all(np.isfinite(res.pseudo_dense))
+    assert 0.1 - 1e-4 <= np.nanmin(res.pseudo_dense) and np.nanmax(res.pseudo_dense) <= 12.0
+    assert np.isclose(np.nanmedian(res.metric), np.nanmedian(res.pseudo_dense), rtol=0.05)
+    # The runtime fed the model what the metadata says: an echo at another rate is refused.
+    with pytest.raises(AvsInputError, match='sample rate'):
+        pipe.infer(rgb, echo, 44100)
+
+
+def test_parity_failure_fails_the_export(tmp_path):
+    class Drifting(nn.Module):
+        """Scales its output by a fresh Python float per call: tracing freezes one value."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = build_model(tiny_model_config('relative'))
+
+        def forward(self, image):
+            return {'relative': self.inner(image)['relative'] * (2.0 + float(torch.rand(())))}
+
+    contract = make_contract(tiny_model_config('relative'))
+    with pytest.raises(ExportError, match='differs from PyTorch'):
+        export_onnx(Drifting(), contract, str(tmp_path / 'bad.onnx'), verbose=False)
+
+
+def test_av_contract_needs_echo_settings():
+    with pytest.raises(ValueError, match='EchoContract'):
+        make_contract(tiny_model_config('av'))
+
+
+@pytest.mark.slow
+def test_dynamo_exporter_parity(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config('av')).eval()
+    contract = make_contract(model.config, ECHO)
+    path = str(tmp_path / 'av_dynamo.onnx')
+    diff = export_onnx(model, contract, path, opset=18, dynamo=True, verbose=False)
+    assert read_onnx_contract(path).kind == KIND_AV
+    assert parity(path, model, contract)[1] <= 1e-3 and diff < 1e-2

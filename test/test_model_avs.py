@@ -1,0 +1,159 @@
+"""AVS-Net model: shapes, bin ranges, the echo path, and agreement with ZoeDepth's head."""
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from training.config import ModelConfig
+from training.evaluation import forward_batch
+from training.models.avs_net import AVSNet, build_model, RelativeDepthNet
+from training.models.metric_bins import LogBinomial, MetricBinsHead
+
+MIN_DEPTH, MAX_DEPTH = 0.1, 12.0
+
+
+def tiny_model_config(variant: str = 'av', size=(64, 64), **kw) -> ModelConfig:
+    """Return a few-channel AVS-Net config (the real layout, smaller widths; runs in ms)."""
+    values = {'variant': variant, 'image_size': size, 'backbone': 'tf_efficientnet_lite0',
+              'features': 16, 'echo_backbone': 'resnet10t', 'attention_heads': 4,
+              'attention_dropout': 0.0, 'n_bins': 16, 'bin_embedding_dim': 32,
+              'min_depth': MIN_DEPTH, 'max_depth': MAX_DEPTH}
+    values.update(kw)
+    return ModelConfig(**values)
+
+
+class RandomDepthSet(Dataset):
+    """Samples in the dataset dict format with a depth that depends on image and echo."""
+
+    def __init__(self, n: int = 8, size=(64, 64), spec=(32, 32), seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.image = torch.rand(n, 3, *size, generator=g)
+        self.echo_spec = torch.rand(n, 2, *spec, generator=g)
+        scale = 1.0 + 4.0 * self.echo_spec.mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
+        self.depth = (0.5 + self.image.mean(1, keepdim=True)) * scale
+        self.valid = torch.ones_like(self.depth, dtype=torch.bool)
+        self.valid[:, :, :2] = False
+        self.depth[~self.valid] = 0.0
+
+    def __len__(self) -> int:
+        return self.image.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {'image': self.image[i], 'echo_spec': self.echo_spec[i], 'depth': self.depth[i],
+                'valid': self.valid[i], 'index': i}
+
+
+@pytest.mark.parametrize('size', [(64, 64), (64, 96), (96, 128)])
+@pytest.mark.parametrize('variant', ['av', 'v', 'relative'])
+def test_output_shapes(variant, size):
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(variant, size)).eval()
+    image = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        out = model(image, torch.rand(2, 2, 32, 40)) if variant == 'av' else model(image)
+    if variant == 'relative':
+        assert isinstance(model, RelativeDepthNet)
+        assert out['relative'].shape == (2, 1, *size)
+        assert bool((out['relative'] > 0).all())
+    else:
+        assert out['depth'].shape == (2, 1, *size)
+        assert out['bin_centers'].shape == (2, 16, *size)
+        assert out['relative'].shape == (2, 1, *size)
+
+
+@pytest.mark.parametrize('variant', ['av', 'v'])
+def test_bins_inside_range_and_depth_positive(variant):
+    torch.manual_seed(1)
+    model = build_model(tiny_model_config(variant)).eval()
+    image = torch.rand(3, 3, 64, 64) * 3 - 1  # out-of-range pixels push the head hard
+    with torch.no_grad():
+        out = model(image, torch.rand(3, 2, 32, 32) * 50) if variant == 'av' else model(image)
+    centres, depth = out['bin_centers'], out['depth']
+    assert float(centres.min()) >= MIN_DEPTH and float(centres.max()) <= MAX_DEPTH
+    assert bool(torch.isfinite(depth).all()) and float(depth.min()) > 0
+    assert float(depth.min()) >= MIN_DEPTH - 1e-5 and float(depth.max()) <= MAX_DEPTH + 1e-5
+
+
+def test_softplus_bins_are_positive():
+    torch.manual_seed(2)
+    model = build_model(tiny_model_config('v', bin_centers_type='softplus')).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64))
+    assert float(out['bin_centers'].min()) > 0 and float(out['depth'].min()) > 0
+
+
+def test_echo_changes_av_output_but_not_v():
+    torch.manual_seed(3)
+    av = build_model(tiny_model_config('av')).eval()
+    v = build_model(tiny_model_config('v')).eval()
+    data = RandomDepthSet(n=2)
+    batch = {'image': data.image, 'echo_spec': data.echo_spec}
+    other = {'image': data.image, 'echo_spec': torch.rand(2, 2, 32, 32) * 5}
+    dev = torch.device('cpu')
+    with torch.no_grad():
+        av1, av2 = forward_batch(av, batch, dev)['depth'], forward_batch(av, other, dev)['depth']
+        v1, v2 = forward_batch(v, batch, dev)['depth'], forward_batch(v, other, dev)['depth']
+    assert float((av1 - av2).abs().max()) > 1e-4
+    assert torch.equal(v1, v2)
+    assert not any('echo' in n or 'fusion' in n for n, _ in v.named_parameters())
+
+
+def test_bad_inputs_are_named():
+    av = AVSNet(tiny_model_config('av')).eval()
+    v = AVSNet(tiny_model_config('v')).eval()
+    with pytest.raises(ValueError, match='needs echo_spec'):
+        av(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match='takes no echo_spec'):
+        v(torch.rand(1, 3, 64, 64), torch.rand(1, 2, 32, 32))
+    with pytest.raises(ValueError, match='multiple of 32'):
+        v(torch.rand(1, 3, 60, 64))
+    with pytest.raises(ValueError, match=r'echo_spec must be \(B, 2'):
+        av(torch.rand(1, 3, 64, 64), torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError, match='variant'):
+        ModelConfig(variant='audio')
+
+
+def test_head_matches_zoedepth_reference_layout():
+    # zoedepth.md 1.3: 707,777 head parameters with MiDaS-small widths, 478,145 with DPT
+    # widths, 48 state_dict keys, for the ZoeD_N (softplus) head.
+    small = MetricBinsHead([512, 256, 128, 64, 64], bin_centers_type='softplus')
+    dpt = MetricBinsHead([256] * 5, bin_centers_type='softplus')
+    assert sum(p.numel() for p in small.parameters()) == 707_777
+    assert sum(p.numel() for p in dpt.parameters()) == 478_145
+    keys = set(small.state_dict())
+    assert len(keys) == 48
+    assert {'conv2.weight', 'seed_bin_regressor._net.2.bias', 'attractors.3._net.0.weight',
+            'conditional_log_binomial.log_binomial_transform.k_idx',
+            'conditional_log_binomial.log_binomial_transform.K_minus_1',
+            'conditional_log_binomial.mlp.2.weight'} <= keys
+
+
+def test_midas_small_layout():
+    # zoedepth.md 5.1: MiDaS v2.1 small = 21.32 M parameters, including refinenet4's unused
+    # first residual unit (2 x (512*512*9 + 512) parameters) that this implementation omits.
+    model = AVSNet(ModelConfig(variant='v', image_size=(64, 64), min_depth=1e-3,
+                               max_depth=10.0, bin_centers_type='softplus'))
+    core = sum(p.numel() for p in model.core.parameters())
+    assert round((core + 2 * (512 * 512 * 9 + 512)) / 1e6, 2) == 21.32
+    assert model.core.output_channels == [512, 256, 128, 64, 64]
+
+
+def test_log_binomial_is_a_distribution():
+    lb = LogBinomial(64)
+    p = torch.tensor([[[0.01, 0.5], [0.9, 0.999]]])
+    probs = lb(p, torch.full((1, 1, 2, 2), 0.5))
+    assert probs.shape == (1, 64, 2, 2)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 2, 2), atol=1e-5)
+    # The mode moves with p: low p puts mass on low bins.
+    assert int(probs[0, :, 0, 0].argmax()) < int(probs[0, :, 1, 1].argmax())
+
+
+def test_single_stride_vit_backbone_is_reassembled():
+    # ViT maps are all at stride 16; the DPT-style reassembly brings them to 4, 8, 16, 32.
+    cfg = tiny_model_config('v', backbone='vit_tiny_patch16_224',
+                            backbone_kwargs={'img_size': 64, 'out_indices': [2, 5, 8, 11]})
+    model = build_model(cfg).eval()
+    assert model.core.pretrained.feature_info.reduction() == [16, 16, 16, 16]
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+    assert out['depth'].shape == (1, 1, 64, 64)

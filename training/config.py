@@ -1,0 +1,151 @@
+"""Training configuration: dataclasses filled from YAML, unknown keys rejected by name.
+
+Defaults are ZoeDepth's (``zoedepth.md`` section 2) unless a comment says otherwise.
+"""
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+import typing
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+VARIANTS = ('av', 'v', 'relative')
+
+
+@dataclass
+class ModelConfig:
+    """The network: which variant, backbones, and ZoeDepth head settings."""
+
+    variant: str = 'av'  # 'av' audio-visual, 'v' visual-only, 'relative' relative depth
+    image_size: Tuple[int, int] = (256, 256)
+    backbone: str = 'tf_efficientnet_lite3'
+    backbone_weights: Optional[str] = None  # local file; nothing is downloaded
+    backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
+    features: int = 64  # MiDaS-small decoder width
+    # Normalisation inside the graph; None = what the backbone's weights expect (0.5/0.5 for
+    # the tf_efficientnet_lite family, ZoeDepth's choice too).
+    mean: Optional[Tuple[float, float, float]] = None
+    std: Optional[Tuple[float, float, float]] = None
+    echo_backbone: str = 'resnet18'
+    echo_weights: Optional[str] = None
+    echo_channels: int = 2
+    attention_heads: int = 8
+    attention_dropout: float = 0.1
+    n_bins: int = 64
+    bin_embedding_dim: int = 128
+    bin_centers_type: str = 'normed'
+    n_attractors: Tuple[int, ...] = (16, 8, 4, 1)
+    attractor_alpha: float = 1000.0
+    attractor_gamma: int = 2
+    attractor_kind: str = 'mean'
+    attractor_type: str = 'inv'
+    min_temp: float = 0.0212
+    max_temp: float = 50.0
+    min_depth: float = 1e-3
+    max_depth: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Reject unknown variants and sizes the network cannot take."""
+        if self.variant not in VARIANTS:
+            raise ValueError(f'model.variant must be one of {VARIANTS}, got {self.variant!r}')
+        h, w = self.image_size
+        if h % 32 or w % 32 or h <= 0 or w <= 0:
+            raise ValueError(f'model.image_size must be positive multiples of 32, got '
+                             f'{self.image_size}')
+
+
+@dataclass
+class DataConfig:
+    """Which datasets: ``kind`` names a builder in ``training.data``; ``args`` go to it."""
+
+    kind: str = 'sim'
+    train: Dict[str, Any] = field(default_factory=dict)
+    val: Dict[str, Any] = field(default_factory=dict)
+    # Named test sets for evaluation, e.g. {'in_distribution': {...}, 'zero_shot': {...}};
+    # each may set its own 'kind' and 'max_depth' (the evaluation mask).
+    test: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with ZoeDepth's parameter groups and its OneCycle schedule."""
+
+    lr: float = 0.000161
+    weight_decay: float = 0.01
+    encoder_lr_factor: float = 10.0  # backbone lr = lr / 10
+    decoder_lr_factor: float = 1.0  # ZoeDepth's midas_lr_factor (config value 1)
+    div_factor: float = 1.0
+    final_div_factor: float = 10000.0
+    pct_start: float = 0.7
+    three_phase: bool = False
+    cycle_momentum: bool = True
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    clip_grad: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 5
+    max_steps: Optional[int] = None  # stop early (schedule still spans max_steps)
+    batch_size: int = 16  # global; split across DDP ranks as ZoeDepth does
+    silog_beta: float = 0.15
+    amp: bool = True  # only takes effect on CUDA
+    seed: int = 43
+    out_dir: str = 'artifacts/train'
+    log_every: int = 10
+    checkpoint_every: int = 0  # steps; 0 = only at the end of each epoch
+    augment: bool = True  # horizontal flip p=0.5 (image, depth, and swapped ears)
+    threads: Optional[int] = None  # torch CPU threads (1 is fastest on a busy small CPU)
+
+
+def _build(cls: type, values: Optional[Dict[str, Any]], where: str) -> Any:
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'unknown config key(s) in {where}: {", ".join(unknown)} '
+                         f'(known: {", ".join(sorted(known))})')
+    kwargs = {}
+    for name, v in values.items():
+        hint = hints[name]
+        if is_dataclass(hint):
+            kwargs[name] = _build(hint, v, f'{where}.{name}')
+        elif v is not None and typing.get_origin(hint) in (tuple, typing.Union):
+            kwargs[name] = tuple(v) if isinstance(v, (list, tuple)) else v
+        else:
+            kwargs[name] = v
+    return cls(**kwargs)
+
+
+def config_from_dict(values: Dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from nested dicts (as loaded from YAML)."""
+    return _build(TrainConfig, values, 'config')
+
+
+def load_config(path: str, overrides: Optional[List[str]] = None) -> TrainConfig:
+    """Load a YAML config; ``overrides`` are ``dotted.key=yaml_value`` strings."""
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    for item in overrides or []:
+        key, sep, raw = item.partition('=')
+        if not sep:
+            raise ValueError(f'override {item!r} is not key=value')
+        node = values
+        parts = key.split('.')
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return config_from_dict(values)
+
+
+def config_to_dict(config: TrainConfig) -> Dict[str, Any]:
+    """Return plain nested dicts (for checkpoints and logs)."""
+    return asdict(config)

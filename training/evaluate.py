@@ -1,0 +1,180 @@
+"""Evaluate V, AV (and the relative model scaled by each) in the paper's Table 1 layout.
+
+    python -m training.evaluate --config training/configs/sim_benchmark.yaml \
+        --v artifacts/sim_benchmark/v/best.pt --av artifacts/sim_benchmark/av/best.pt \
+        --relative artifacts/sim_benchmark/relative/best.pt --out artifacts/sim_benchmark/eval
+
+For every test set of the config (in-distribution, zero-shot, ...): AbsRel, SqRel, RMSE,
+RMSE log, delta1-3 at the ground-truth resolution with the set's mask (0 < gt <= max depth),
+all from ``avs_net_ros.core.metrics``. Writes ``table.md`` and ``table.csv``, ``aide_<set>.csv``
+and ``aide_<set>.png`` (AIDE_k per 1 m band, AV over V), ``panels_<set>.png`` (RGB | GT | V |
+AV | |AV - GT|) and ``summary.yaml`` (the delta1 / AbsRel gains of AV over V).
+"""
+
+import argparse
+import csv
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from training.config import load_config
+from training.data import build_test_sets, collate_eval
+from training.evaluation import evaluate
+from training.export import load_checkpoint_model
+import yaml
+
+COLUMNS = [('abs_rel', 'AbsRel'), ('sq_rel', 'SqRel'), ('rmse', 'RMSE'),
+           ('rmse_log', 'RMSE log'), ('delta1', 'δ1'), ('delta2', 'δ2'), ('delta3', 'δ3')]
+ROW_NAMES = {'V': 'V (M_p, visual only)', 'AV': 'AV (M_p, audio-visual)',
+             'relative x V': 'relative × median scale from V',
+             'relative x AV': 'relative × median scale from AV',
+             'relative x GT': 'relative × median scale from GT (oracle)'}
+
+
+def gains(metrics: Dict[str, Dict[str, float]], v: str = 'V',
+          av: str = 'AV') -> Dict[str, float]:
+    """Relative gains of ``av`` over ``v`` in percent (positive = AV better)."""
+    a, b = metrics[av], metrics[v]
+    return {'delta1_gain_pct': 100 * (a['delta1'] - b['delta1']) / max(b['delta1'], 1e-12),
+            'abs_rel_gain_pct': 100 * (b['abs_rel'] - a['abs_rel']) / max(b['abs_rel'], 1e-12)}
+
+
+def write_tables(results: Dict[str, dict], out_dir: str) -> str:
+    """Write table.md and table.csv; return the Markdown text."""
+    lines: List[str] = []
+    rows_csv = []
+    for set_name, res in results.items():
+        lines.append(f'### {set_name} (max depth {res["max_depth"]:g} m, '
+                     f'{res["count"]} images)\n')
+        lines.append('| Method | ' + ' | '.join(c for _, c in COLUMNS) + ' |')
+        lines.append('|---|' + '---:|' * len(COLUMNS))
+        for row, m in res['metrics'].items():
+            lines.append(f'| {ROW_NAMES.get(row, row)} | '
+                         + ' | '.join(f'{m[k]:.3f}' for k, _ in COLUMNS) + ' |')
+            rows_csv.append([set_name, row] + [f'{m[k]:.6f}' for k, _ in COLUMNS])
+        for label, (v, av) in res['gain_pairs'].items():
+            g = gains(res['metrics'], v, av)
+            lines.append(f'\n{label}: δ1 {g["delta1_gain_pct"]:+.1f} %, AbsRel '
+                         f'{g["abs_rel_gain_pct"]:+.1f} % (positive = AV better)')
+        lines.append('')
+    text = '\n'.join(lines)
+    with open(os.path.join(out_dir, 'table.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(os.path.join(out_dir, 'table.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['test_set', 'method'] + [k for k, _ in COLUMNS])
+        w.writerows(rows_csv)
+    return text
+
+
+def write_aide(aide: Dict[int, tuple], name: str, out_dir: str) -> None:
+    """Write AIDE_k per 1 m band as CSV and as a bar plot."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    with open(os.path.join(out_dir, f'aide_{name}.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['band_lo_m', 'band_hi_m', 'aide_m', 'images'])
+        for k, (v, n) in aide.items():
+            w.writerow([k, k + 1, f'{v:.6f}', n])
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ks = list(aide)
+    vals = [aide[k][0] for k in ks]
+    ax.bar([k + 0.5 for k in ks], vals, width=0.9,
+           color=['tab:green' if v > 0 else 'tab:red' for v in vals])
+    ax.axhline(0, color='k', lw=0.8)
+    ax.set_xlabel('depth band [k, k+1) (m)')
+    ax.set_ylabel('AIDE_k (m)')
+    ax.set_title(f'{name}: mean |V - GT| - |AV - GT| per band (positive = AV better)')
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, f'aide_{name}.png'), dpi=110)
+    plt.close(fig)
+
+
+def write_panels(samples: List[dict], name: str, out_dir: str, max_depth: float) -> None:
+    """Write qualitative panels: RGB | GT | V | AV | |AV - GT|, one row per sample."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from avs_net_ros.core.metrics import prepare_prediction
+
+    if not samples:
+        return
+    fig, axes = plt.subplots(len(samples), 5, figsize=(13, 2.2 * len(samples)), squeeze=False)
+    for r, s in enumerate(samples):
+        gt = s['gt']
+        vmax = float(np.max(gt)) if np.any(gt > 0) else max_depth
+        v, _ = prepare_prediction(s['V'], gt, max_depth=max_depth)
+        av, valid = prepare_prediction(s['AV'], gt, max_depth=max_depth)
+        err = np.where(valid, np.abs(av - gt), np.nan)
+        panels = [(s['image'], 'RGB', None), (np.where(gt > 0, gt, np.nan), 'GT', 'magma'),
+                  (v, 'V', 'magma'), (av, 'AV', 'magma'), (err, '|AV - GT|', 'viridis')]
+        for c, (img, title, cmap) in enumerate(panels):
+            ax = axes[r, c]
+            if cmap is None:
+                ax.imshow(np.clip(img, 0, 1))
+            elif title.startswith('|'):
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax / 4)
+            else:
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax)
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(title)
+    fig.suptitle(f'{name} (depth colour scale 0..max GT of the row; error 0..max/4)')
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, f'panels_{name}.png'), dpi=90)
+    plt.close(fig)
+
+
+def run(config_path: str, v: str, av: str, relative: Optional[str], out_dir: str,
+        panels: int = 4, overrides: Optional[list] = None) -> Dict[str, dict]:
+    """Evaluate the checkpoints on every test set of the config; write all outputs."""
+    config = load_config(config_path, overrides)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    os.makedirs(out_dir, exist_ok=True)
+    device = torch.device('cpu')
+    models = {'V': load_checkpoint_model(v)[0], 'AV': load_checkpoint_model(av)[0]}
+    rel = load_checkpoint_model(relative)[0] if relative else None
+    results = {}
+    for name, (ds, max_depth) in build_test_sets(config).items():
+        loader = DataLoader(ds, batch_size=8, collate_fn=collate_eval)
+        res = evaluate(models, loader, max_depth, device, relative=rel, aide_pair=('V', 'AV'),
+                       keep=panels)
+        pairs = {'M_p (first stage)': ('V', 'AV')}
+        if rel is not None:
+            pairs['after scaling'] = ('relative x V', 'relative x AV')
+        results[name] = {'metrics': res['metrics'], 'max_depth': max_depth, 'count': len(ds),
+                         'gain_pairs': pairs, 'aide': res['aide'], 'skipped': res['skipped']}
+        write_aide(res['aide'], name, out_dir)
+        write_panels(res['samples'], name, out_dir, max_depth)
+    text = write_tables(results, out_dir)
+    summary = {name: {label: gains(r['metrics'], *pair) for label, pair in r['gain_pairs'].items()}
+               for name, r in results.items()}
+    with open(os.path.join(out_dir, 'summary.yaml'), 'w') as f:
+        yaml.safe_dump(summary, f, sort_keys=False)
+    print(text)
+    return results
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    p = argparse.ArgumentParser(description='Evaluate V / AV / relative checkpoints.')
+    p.add_argument('--config', required=True, help='config with data.test sets')
+    p.add_argument('--v', required=True, help='visual-only checkpoint')
+    p.add_argument('--av', required=True, help='audio-visual checkpoint')
+    p.add_argument('--relative', default=None, help='relative-depth checkpoint')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--panels', type=int, default=4, help='qualitative rows per test set')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
+    args = p.parse_args(argv)
+    run(args.config, args.v, args.av, args.relative, args.out, args.panels, args.set)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,1 @@
+"""AVS-Net networks: MiDaS-style core, echo encoder, cross-modal attention, metric-bins head."""

@@ -1,0 +1,329 @@
+"""Train AVS-Net (AV or V) or the relative-depth model.
+
+    python -m training.train --config training/configs/<x>.yaml [--set key=value ...]
+    torchrun --nproc_per_node=N -m training.train --config ...      # DistributedDataParallel
+
+Single process on CPU or CUDA when launched plainly; DDP (NCCL on CUDA, gloo on CPU) when the
+torchrun environment (WORLD_SIZE > 1) is present. Loss: SILog (beta 0.15) for AV/V, the
+per-image scale-invariant loss for the relative model. AdamW with ZoeDepth's parameter groups
+and OneCycle schedule, gradient-norm clipping, bf16 autocast on CUDA, TensorBoard logs under
+``<out_dir>/tb``, checkpoints ``<out_dir>/last.pt`` (resumed exactly: model, optimiser,
+schedule, step, data order and RNG states) and ``<out_dir>/best.pt`` (lowest val AbsRel).
+"""
+
+import argparse
+from dataclasses import dataclass
+import math
+import os
+import random
+from typing import Dict, Iterator, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import nn
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from training.config import config_to_dict, load_config, TrainConfig
+from training.evaluation import evaluate, forward_batch, unwrap
+from training.losses import scale_invariant_loss, silog_loss
+from training.models.avs_net import build_model, parameter_groups
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process logs and writes checkpoints."""
+        return self.rank == 0
+
+
+def setup_distributed(device: Optional[str] = None) -> DistInfo:
+    """Join the torchrun process group if the environment describes one (WORLD_SIZE > 1)."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ['RANK']), world, int(os.environ.get('LOCAL_RANK', '0')))
+    use_cuda = torch.cuda.is_available() and device != 'cpu'
+    if use_cuda:
+        torch.cuda.set_device(info.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if use_cuda else 'gloo', rank=info.rank,
+                                world_size=world)
+    return info
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    state = {'python': random.getstate(), 'numpy': np.random.get_state(),
+             'torch': torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class _ResumableSampler(Sampler):
+    """DistributedSampler order for an epoch (seeded), starting after ``skip`` batches."""
+
+    def __init__(self, dataset: Dataset, info: DistInfo, seed: int, batch_size: int) -> None:
+        self.inner = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
+                                        shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.skip = skip_batches * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.inner)[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip
+
+
+def augment(batch: Dict[str, torch.Tensor], generator: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Apply ZoeDepth's flip (p=0.5) and photometric jitter (p=0.5), per sample.
+
+    A horizontal flip mirrors the scene, so the left and right ears swap: the echo channels
+    are exchanged with the image columns.
+    """
+    out = dict(batch)
+    image = batch['image'].clone()
+    n = image.shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    photo = torch.rand(n, generator=generator) < 0.5
+    jitter = 0.9 + 0.2 * torch.rand(n, 5, generator=generator)  # gamma, brightness, rgb gains
+    for key in ('depth', 'valid'):
+        out[key] = batch[key].clone()
+        out[key][flip] = out[key][flip].flip(-1)
+    image[flip] = image[flip].flip(-1)
+    for key in ('echo_spec', 'echo'):
+        if key in batch:
+            out[key] = batch[key].clone()
+            out[key][flip] = out[key][flip].flip(1)
+    g = jitter[:, 0].view(-1, 1, 1, 1)
+    scale = jitter[:, 1].view(-1, 1, 1, 1) * jitter[:, 2:].view(-1, 3, 1, 1)
+    jittered = (image.clamp(0, 1) ** g * scale).clamp(0, 1)
+    image[photo] = jittered[photo]
+    out['image'] = image
+    return out
+
+
+class Trainer:
+    """One training run: model, optimiser, schedule, data order, checkpoints, logs."""
+
+    def __init__(self, config: TrainConfig, train_set: Dataset,
+                 val_set: Optional[Dataset] = None, device: Optional[str] = None,
+                 dist_info: Optional[DistInfo] = None, progress: bool = True) -> None:
+        self.config = config
+        self.info = dist_info or DistInfo()
+        if device is None:
+            device = f'cuda:{self.info.local_rank}' if torch.cuda.is_available() else 'cpu'
+        self.device = torch.device(device)
+        self.progress = progress and self.info.is_main
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        model = build_model(config.model).to(self.device)
+        self.variant = config.model.variant
+        if self.info.world_size > 1:
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        self.model: nn.Module = model
+        o = config.optim
+        groups = parameter_groups(model, o.lr, o.encoder_lr_factor, o.decoder_lr_factor)
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+        if config.batch_size % self.info.world_size:
+            raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
+                             f'{self.info.world_size} processes')
+        self.local_batch = config.batch_size // self.info.world_size
+        self.sampler = _ResumableSampler(train_set, self.info, config.seed, self.local_batch)
+        self.loader = DataLoader(train_set, batch_size=self.local_batch, sampler=self.sampler,
+                                 num_workers=config.data.workers, drop_last=True,
+                                 pin_memory=self.device.type == 'cuda',
+                                 persistent_workers=False)
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch == 0:
+            raise ValueError(f'training set of {len(train_set)} samples gives no batch of '
+                             f'{config.batch_size}')
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=[g['lr'] for g in groups], total_steps=self.total_steps,
+            pct_start=o.pct_start, div_factor=o.div_factor,
+            final_div_factor=o.final_div_factor, three_phase=o.three_phase,
+            cycle_momentum=o.cycle_momentum, base_momentum=o.base_momentum,
+            max_momentum=o.max_momentum)
+        self.amp = config.amp and self.device.type == 'cuda'
+        self.val_set = val_set
+        self.step = 0
+        self.best = math.inf
+        if self.info.is_main and config.out_dir:
+            os.makedirs(config.out_dir, exist_ok=True)
+
+    # -- one step -------------------------------------------------------------------------
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Forward the batch and return the variant's loss."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = forward_batch(self.model, batch, self.device)
+        depth = batch['depth'].to(self.device)
+        m = self.config.model
+        valid = batch['valid'].to(self.device) & (depth > m.min_depth) & (depth <= m.max_depth)
+        if self.variant == 'relative':
+            return scale_invariant_loss(out['relative'], depth, valid)
+        return silog_loss(out['depth'], depth, valid, self.config.silog_beta)
+
+    def train_step(self, batch: Mapping[str, torch.Tensor]) -> float:
+        """Take one optimiser step on ``batch``; return the loss before the step."""
+        self.model.train()
+        if self.config.augment:
+            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step
+                                                + 7919 * self.info.rank)
+            batch = augment(batch, gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'loss is {loss.item()} at step {self.step}')
+        loss.backward()
+        if self.config.optim.clip_grad > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_grad)
+        self.optimizer.step()
+        if self.step < self.total_steps - 1:
+            self.scheduler.step()
+        self.step += 1
+        return float(loss.detach())
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly."""
+        return {'config': config_to_dict(self.config), 'model': unwrap(self.model).state_dict(),
+                'optimizer': self.optimizer.state_dict(),
+                'scheduler': self.scheduler.state_dict(), 'step': self.step,
+                'best': self.best, 'rng': _rng_state()}
+
+    def save_checkpoint(self, path: str) -> None:
+        """Write a checkpoint (main process only; atomic rename)."""
+        if not self.info.is_main:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + '.tmp'
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str) -> None:
+        """Restore a checkpoint written by ``save_checkpoint``."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        unwrap(self.model).load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.scheduler.load_state_dict(state['scheduler'])
+        self.step = state['step']
+        self.best = state['best']
+        _set_rng_state(state['rng'])
+
+    # -- loop -----------------------------------------------------------------------------
+    def fit(self) -> Dict[str, float]:
+        """Train until ``total_steps``; return the last validation metrics (if any)."""
+        writer = None
+        if self.info.is_main and self.config.out_dir:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(os.path.join(self.config.out_dir, 'tb'))
+        last = os.path.join(self.config.out_dir, 'last.pt')
+        metrics: Dict[str, float] = {}
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f'train {self.variant}',
+                   disable=not self.progress, dynamic_ncols=True)
+        while self.step < self.total_steps:
+            epoch, done = divmod(self.step, self.steps_per_epoch)
+            self.sampler.set_epoch(epoch, done)
+            for batch in self.loader:
+                loss = self.train_step(batch)
+                bar.update(1)
+                bar.set_postfix(loss=f'{loss:.3f}')
+                if writer and self.step % self.config.log_every == 0:
+                    writer.add_scalar('train/loss', loss, self.step)
+                    for g in self.optimizer.param_groups:
+                        writer.add_scalar(f'lr/{g.get("name", "group")}', g['lr'], self.step)
+                every = self.config.checkpoint_every
+                if every and self.step % every == 0:
+                    self.save_checkpoint(last)
+                if self.step >= self.total_steps:
+                    break
+            if self.val_set is not None and self.info.is_main:
+                metrics = self.validate()
+                if writer:
+                    for k, v in metrics.items():
+                        writer.add_scalar(f'val/{k}', v, self.step)
+                if metrics['abs_rel'] < self.best:
+                    self.best = metrics['abs_rel']
+                    self.save_checkpoint(os.path.join(self.config.out_dir, 'best.pt'))
+            self.save_checkpoint(last)
+        bar.close()
+        if writer:
+            writer.close()
+        if self.info.world_size > 1:
+            dist.barrier()
+        return metrics
+
+    def validate(self) -> Dict[str, float]:
+        """Return AbsRel etc. on the validation set (relative models: median-scaled to the GT)."""
+        loader = DataLoader(self.val_set, batch_size=1, num_workers=self.config.data.workers)
+        model = unwrap(self.model)
+        if self.variant == 'relative':
+            res = evaluate({}, loader, self.config.model.max_depth, self.device,
+                           relative=model, progress=False)
+            return res['metrics']['relative x GT']
+        res = evaluate({'model': model}, loader, self.config.model.max_depth, self.device,
+                       progress=False)
+        return res['metrics']['model']
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    from training.data import build_datasets
+
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--config', required=True, help='YAML config')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='override a config key, e.g. model.variant=v')
+    p.add_argument('--resume', action='store_true', help='continue from <out_dir>/last.pt')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: best)')
+    args = p.parse_args(argv)
+    config = load_config(args.config, args.set)
+    info = setup_distributed(args.device)
+    train_set, val_set = build_datasets(config)
+    trainer = Trainer(config, train_set, val_set, args.device, info)
+    last = os.path.join(config.out_dir, 'last.pt')
+    if args.resume and os.path.isfile(last):
+        trainer.load_checkpoint(last)
+    metrics = trainer.fit()
+    if info.is_main and metrics:
+        print(' '.join(f'{k}={v:.4f}' for k, v in metrics.items()))
+    if info.world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main()
