@@ -19,22 +19,36 @@ METRIC_NAMES = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'delta1', 'del
 HIGHER_IS_BETTER = {name: name.startswith('delta') for name in METRIC_NAMES}
 
 
-def prepare_prediction(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
-                       min_depth: float = 1e-3) -> Tuple[np.ndarray, np.ndarray]:
-    """Return (prediction at gt resolution, clamped; valid-pixel mask) for one image."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+def _at_gt_resolution(pred: np.ndarray, gt: np.ndarray, max_depth: float,
+                      min_depth: float) -> np.ndarray:
+    pred = np.asarray(pred)
     if gt.ndim != 2 or pred.ndim != 2:
         raise AvsInputError(f'depth maps must be 2-D (H, W); got prediction {pred.shape} and '
                             f'ground truth {gt.shape}')
     if pred.shape != gt.shape:
-        pred = resize_bilinear(np.nan_to_num(pred, nan=min_depth, posinf=max_depth,
-                                             neginf=min_depth), gt.shape, align_corners=True)
-    pred = np.clip(np.nan_to_num(pred, nan=min_depth, posinf=max_depth, neginf=min_depth),
-                   min_depth, max_depth)
+        pred = resize_bilinear(np.nan_to_num(pred.astype(np.float64), nan=min_depth,
+                                             posinf=max_depth, neginf=min_depth),
+                               gt.shape, align_corners=True)
+    return pred
+
+
+def _clamped(values: np.ndarray, max_depth: float, min_depth: float) -> np.ndarray:
+    v = np.nan_to_num(values.astype(np.float64), nan=min_depth, posinf=max_depth,
+                      neginf=min_depth)
+    return np.clip(v, min_depth, max_depth)
+
+
+def _valid_gt(gt: np.ndarray, max_depth: float) -> np.ndarray:
     with np.errstate(invalid='ignore'):
-        valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth)
-    return pred, valid
+        return np.isfinite(gt) & (gt > 0) & (gt <= max_depth)
+
+
+def prepare_prediction(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+                       min_depth: float = 1e-3) -> Tuple[np.ndarray, np.ndarray]:
+    """Return (prediction at gt resolution, clamped; valid-pixel mask) for one image."""
+    gt = np.asarray(gt)
+    pred = _at_gt_resolution(pred, gt, max_depth, min_depth)
+    return _clamped(pred, max_depth, min_depth), _valid_gt(gt, max_depth)
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
@@ -46,13 +60,17 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
         EmptyMaskError: the image has no valid ground-truth pixel.
 
     """
-    p, valid = prepare_prediction(pred, gt, max_depth=max_depth, min_depth=min_depth)
+    gt = np.asarray(gt)
+    pred = _at_gt_resolution(pred, gt, max_depth, min_depth)
+    valid = _valid_gt(gt, max_depth)
     if mask is not None:
         valid &= np.asarray(mask, dtype=bool)
     if not valid.any():
         raise EmptyMaskError(f'no valid ground-truth pixel (0 < gt <= {max_depth} m)')
-    p = p[valid]
-    g = np.asarray(gt, dtype=np.float64)[valid]
+    # Only the valid pixels are converted to float64 and clamped: most of the cost at
+    # ground-truth resolution is in full-image passes.
+    p = _clamped(pred[valid], max_depth, min_depth)
+    g = gt[valid].astype(np.float64)
     diff = g - p
     log_ratio = np.log(g / p)  # one log serves rmse_log, log10 and the deltas
     abs_log = np.abs(log_ratio)
@@ -99,12 +117,14 @@ def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray, gt: np.ndarray, *,
     pixels of ``|M_OV - gt| - |M_AV - gt|``. Positive means the audio-visual prediction is
     closer. Bands without pixels in this image are absent from the result.
     """
-    p_ov, valid = prepare_prediction(pred_ov, gt, max_depth=max_depth, min_depth=min_depth)
-    p_av, _ = prepare_prediction(pred_av, gt, max_depth=max_depth, min_depth=min_depth)
-    g = np.asarray(gt, dtype=np.float64)
-    gain = np.abs(p_ov - g) - np.abs(p_av - g)
-    g_valid = g[valid]
-    gain = gain[valid]
+    gt = np.asarray(gt)
+    valid = _valid_gt(gt, max_depth)
+    p_ov = _clamped(_at_gt_resolution(pred_ov, gt, max_depth, min_depth)[valid], max_depth,
+                    min_depth)
+    p_av = _clamped(_at_gt_resolution(pred_av, gt, max_depth, min_depth)[valid], max_depth,
+                    min_depth)
+    g_valid = gt[valid].astype(np.float64)
+    gain = np.abs(p_ov - g_valid) - np.abs(p_av - g_valid)
     band = np.floor(g_valid / band_width).astype(np.int64)
     inside = g_valid > band * band_width  # strict lower edge, as in the paper
     band, gain = band[inside], gain[inside]
