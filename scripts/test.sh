@@ -6,9 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_system.sh
 bash scripts/setup_venv.sh
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-41}
-if [ -f config/fastdds_localhost.xml ]; then
-  export FASTRTPS_DEFAULT_PROFILES_FILE="$PWD/config/fastdds_localhost.xml"
-fi
+source scripts/ros_env.sh 41
 exec .venv/bin/python -m pytest "$@"
