@@ -119,12 +119,16 @@ class BagPlayer:
         self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(int(bag_ns), 10 ** 9)
         self._clock_pub.publish(self._clock_msg)
 
-    def play(self, progress: Optional[Callable[[int], None]] = None) -> float:
-        """Publish every message at its bag time; return the wall seconds it took."""
+    def publish_latched(self) -> bool:
+        """Publish the latched messages (echoes/info) now; return whether there are any."""
         for t_bag, topic, raw in self._lead:
             self._publish_clock(t_bag)
             self.publishers[topic].publish(raw)
-        if self._lead:
+        return bool(self._lead)
+
+    def play(self, progress: Optional[Callable[[int], None]] = None) -> float:
+        """Publish every message at its bag time; return the wall seconds it took."""
+        if self.publish_latched():
             time.sleep(self.latch_lead_s)
         if not self.messages:
             return 0.0
@@ -151,4 +155,15 @@ class BagPlayer:
             if progress is not None:
                 progress(1)
         self._publish_clock(self.messages[-1][0])
+        self._end = (time.monotonic(), self.messages[-1][0])
         return time.monotonic() - start
+
+    def run_clock_on(self) -> None:
+        """Publish /clock past the bag's end, following the wall clock at the play rate.
+
+        Nodes on use_sim_time only run their timers while /clock moves; after the last
+        message this lets them finish the frames still in hand (e.g. held for echo_wait).
+        """
+        end = getattr(self, '_end', None)
+        if end is not None:
+            self._publish_clock(end[1] + int((time.monotonic() - end[0]) * self.rate * 1e9))

@@ -33,6 +33,8 @@ from rosbags.rosbag2 import Reader
 OUTPUTS = {'metric': IMAGE_TYPE, 'pseudo_dense': IMAGE_TYPE, 'relative': IMAGE_TYPE,
            'scale': 'std_msgs/msg/Float32'}
 DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
+#: What depth_inference logs when echoes/info reaches it (see DepthInferenceNode).
+INFO_RECEIVED_LOG = '[depth_inference]: echo info: '
 
 
 def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
@@ -256,7 +258,14 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
                                   and node.count_publishers(tp.metric)),
                          startup_timeout, f'subscribe to {tp.image} and {tp.echoes}')
         player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
-        time.sleep(0.5)  # let the latched echoes/info reach the late-joining reader
+        # Our publishers seeing the node's subscriptions does not mean the node's side has
+        # matched ours yet (best-effort camera data sent before that is lost): wait until the
+        # node logs that the latched echoes/info reached it. (Not its diagnostics: with
+        # use_sim_time its timers only run once /clock moves, i.e. during playback.)
+        if player.publish_latched():
+            graph.wait_until(lambda: _log_has(log_path, INFO_RECEIVED_LOG), startup_timeout,
+                             f'log receiving {tp.echo_info}')
+        time.sleep(0.5)
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
             played = time.monotonic()
             subprocess.run([ros2, 'bag', 'play', path, '--clock', '--rate', str(rate),
@@ -270,10 +279,11 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         # Wait for late outputs: until nothing new arrived for settle_s.
         last, quiet = -1, time.monotonic()
         while time.monotonic() - quiet < settle_s:
+            player.run_clock_on()
             n = recorder.count(tp.metric)
             if n != last:
                 last, quiet = n, time.monotonic()
-            time.sleep(0.1)
+            time.sleep(0.05)
     system = _system_figures(player, recorder, tp, wall, rate)
     _write_recording(record_path, path, tp, recorder)
     roles = ['metric', 'pseudo_dense'] + (['relative'] if models.get('relative') else [])
@@ -292,6 +302,14 @@ def _stamps(recorder: _Recorder, topic: str) -> Dict[int, float]:
         if top == topic:
             out[stamp_to_ns(ts.deserialize_cdr(raw, msgtype).header.stamp)] = t
     return out
+
+
+def _log_has(path: str, text: str) -> bool:
+    try:
+        with open(path, errors='replace') as f:
+            return text in f.read()
+    except OSError:
+        return False
 
 
 def _system_figures(player: Any, recorder: _Recorder, tp: BagTopics, wall: float,

@@ -153,6 +153,9 @@ class DepthInferenceNode(Node):
         self.engine = DepthEngine(self.pipeline, visual, p['fallback'], p['echo_timeout'],
                                   p['scale_time_constant'], p['scale_max_jump'],
                                   p['scale_outlier_patience'])
+        for pipe in (self.pipeline, visual):
+            if pipe is not None:
+                pipe.warm_up()
         self.get_logger().info(
             f'models loaded: avs={p["avs_model"]} ({self.pipeline.avs.contract.kind}), '
             f'relative={p["relative_model"] or "none"}, visual={p["visual_model"] or "none"}; '
@@ -383,6 +386,7 @@ class DepthInferenceNode(Node):
                 st.level, st.message = DiagnosticStatus.OK, 'metric scale from echoes'
         values.update({k: str(v) for k, v in counters.items()})
         values.update(last_error=last_error or 'none', pairing=self._pairer.backend,
+                      echo_info='received' if self._info is not None else 'none',
                       providers=str(self.pipeline.active_providers),
                       last_inference_ms=f'{self.last_inference_ms:.2f}')
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -116,6 +116,22 @@ class MetricDepthPipeline:
             out['relative'] = self.relative.active_providers
         return out
 
+    def warm_up(self) -> None:
+        """Run every session once on neutral inputs of the declared shapes.
+
+        ONNX Runtime allocates and tunes on the first run, which can take several times a
+        normal frame's time; doing it at start-up keeps that stall off the first camera frames.
+        """
+        c = self.avs.contract
+        feeds = {IMAGE_INPUT: np.full((1, 3) + c.image_size, 0.5, np.float32)}
+        if c.kind == KIND_AV:
+            f = c.echo.features
+            feeds[ECHO_INPUT] = np.zeros((1, f.channels) + f.spec_size, np.float32)
+        self.avs.run(feeds)
+        if self.relative is not None:
+            size = self.relative.contract.image_size
+            self.relative.run({IMAGE_INPUT: np.full((1, 3) + size, 0.5, np.float32)})
+
     def pseudo_dense(self, rgb: np.ndarray, echo: Optional[np.ndarray] = None,
                      sample_rate: Optional[int] = None) -> np.ndarray:
         """Return M_p (H, W) in metres at the image's resolution.
