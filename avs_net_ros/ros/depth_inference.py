@@ -23,7 +23,7 @@ strictly increase.
 from collections import OrderedDict
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.scale import SCALE_METHODS
@@ -426,18 +426,28 @@ def spin_nodes(nodes: List[Node], num_threads: int = 4) -> None:
             node.destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run the node (``ros2 run avs_net_ros depth_inference``)."""
+def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
+             startup_errors: Tuple[type, ...] = (FileNotFoundError, ValueError)) -> int:
+    """Run one node as a process: init, build, spin until shutdown; the ``main()`` of a node.
+
+    A node that cannot start (one of ``startup_errors``) is logged as fatal with its reason,
+    and 1 is returned, so ``ros2 run`` and launch show why it exited.
+    """
     rclpy.init(args=args)
     try:
-        node = DepthInferenceNode()
-    except (FileNotFoundError, ValueError) as e:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {e}')
+        node = factory()
+    except startup_errors as e:
+        rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
         rclpy.try_shutdown()
         return 1
     spin_nodes([node])
     rclpy.try_shutdown()
     return 0
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node (``ros2 run avs_net_ros depth_inference``)."""
+    return run_node(DepthInferenceNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

@@ -31,7 +31,6 @@ from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -206,18 +205,9 @@ class SimRobotNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node (``ros2 run avs_net_ros sim_robot``)."""
-    from avs_net_ros.ros.depth_inference import spin_nodes
+    from avs_net_ros.ros.depth_inference import run_node
 
-    rclpy.init(args=args)
-    try:
-        node = SimRobotNode()
-    except ValueError as e:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {e}')
-        rclpy.try_shutdown()
-        return 1
-    spin_nodes([node])
-    rclpy.try_shutdown()
-    return 0
+    return run_node(SimRobotNode, NODE_NAME, args, (ValueError,))
 
 
 if __name__ == '__main__':
