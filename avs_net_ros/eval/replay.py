@@ -59,9 +59,6 @@ def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
     return path
 
 
-_params_file = write_depth_params
-
-
 class Recorder:
     """Record raw messages of the graph's outputs with their wall receive time.
 
@@ -105,9 +102,6 @@ class Recorder:
         """Return a copy of the recorded (time, topic, msgtype, raw) tuples."""
         with self.lock:
             return list(self.messages)
-
-
-_Recorder = Recorder  # the name this module used first
 
 
 class GraphProcess:
@@ -295,7 +289,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
     return res
 
 
-def _stamps(recorder: _Recorder, topic: str) -> Dict[int, float]:
+def _stamps(recorder: Recorder, topic: str) -> Dict[int, float]:
     ts = typestore()
     out = {}
     for t, top, msgtype, raw in recorder.messages:
@@ -312,7 +306,7 @@ def _log_has(path: str, text: str) -> bool:
         return False
 
 
-def _system_figures(player: Any, recorder: _Recorder, tp: BagTopics, wall: float,
+def _system_figures(player: Any, recorder: Recorder, tp: BagTopics, wall: float,
                     rate: float) -> Dict[str, Any]:
     frames = player.stamps.get(tp.image, [])
     echoes = player.stamps.get(tp.echoes, [])
@@ -341,7 +335,7 @@ def _system_figures(player: Any, recorder: _Recorder, tp: BagTopics, wall: float
     return fig
 
 
-def _diagnostics(recorder: _Recorder) -> Dict[str, Any]:
+def _diagnostics(recorder: Recorder) -> Dict[str, Any]:
     ts = typestore()
     last = None
     for _, top, msgtype, raw in recorder.messages:
@@ -358,7 +352,7 @@ def _diagnostics(recorder: _Recorder) -> Dict[str, Any]:
     return out
 
 
-def _write_recording(record_path: str, path: str, tp: BagTopics, recorder: _Recorder) -> None:
+def _write_recording(record_path: str, path: str, tp: BagTopics, recorder: Recorder) -> None:
     """Write the recorded outputs plus the input's ground truth and images into a bag."""
     with BagWriter(record_path, 'mcap', tp) as w:
         with Reader(path) as r:
