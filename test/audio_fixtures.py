@@ -289,9 +289,9 @@ class RosTester:
 
     def __init__(self, domain_id: int) -> None:
         """Initialise rclpy on ``domain_id`` (loopback only) and start spinning."""
+        from avs_net_ros.ros.spin import NodeSpinner
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
 
         for k, v in ros_env(domain_id).items():
@@ -300,11 +300,9 @@ class RosTester:
         self._rclpy = rclpy
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.node = Node('audio_tester', context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.spinner = NodeSpinner(self.context)
+        self.spinner.add(self.node)
 
     def collect(self, msg_type: Any, topic: str, qos: Any) -> Collector:
         """Subscribe to ``topic`` and return the Collector filling up."""
@@ -314,10 +312,8 @@ class RosTester:
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.spinner.shutdown()
         self._rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=5)
 
 
 class NodeProcess:

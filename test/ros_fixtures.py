@@ -14,11 +14,10 @@ from typing import Any, Callable, Dict, List
 from avs_net_ros.core.acoustics import echo_window_samples
 from avs_net_ros.ros.conversions import (array_to_image, echo_info_to_string, echo_to_image,
                                          EchoInfo, ns_to_stamp)
-from avs_net_ros.ros.depth_inference import drain_executor
+from avs_net_ros.ros.spin import NodeSpinner
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -94,7 +93,7 @@ class Collector:
 
 
 class RosHarness:
-    """A private rclpy context with a tester node and a background MultiThreadedExecutor."""
+    """A private rclpy context with a tester node, each node spun on a thread of its own."""
 
     def __init__(self, domain_id: int) -> None:
         """Initialise rclpy on ``domain_id`` (loopback only) and start spinning."""
@@ -104,25 +103,16 @@ class RosHarness:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.tester = Node('avs_tester', context=self.context)
-        self._spinning: Dict[Node, Any] = {}
+        # one executor thread per node, like the nodes' own processes (avs_net_ros.ros.spin)
+        self.spinner = NodeSpinner(self.context)
         self.nodes: List[Node] = []
         self._spin(self.tester)
 
     def _spin(self, node: Node) -> None:
-        # One executor per node: a node is never destroyed under a running executor (rclpy
-        # Jazzy's spin thread dies if a node's entities vanish while it builds a wait set).
-        executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        self._spinning[node] = (executor, thread)
+        self.spinner.add(node)
 
     def _stop(self, node: Node) -> None:
-        executor, thread = self._spinning.pop(node)
-        executor.shutdown()
-        thread.join(timeout=10)
-        drain_executor(executor)
-        node.destroy_node()
+        self.spinner.remove(node)
 
     def add(self, node: Node) -> Node:
         """Spin ``node`` too (it must use ``self.context``)."""

@@ -6,7 +6,7 @@
 
 The nodes, their parameter files, overrides and remappings come from ``graph.resolve``, exactly
 as ``launch/depth.launch.py`` starts them on a ROS 2 install; here they are instantiated in
-this process and spun on one MultiThreadedExecutor (each node keeps its own callback groups).
+this process, each spun on its own executor thread (``spin``).
 Unless already set, the process keeps DDS on this machine: ROS_AUTOMATIC_DISCOVERY_RANGE=
 LOCALHOST and the package's Fast DDS profile (shared memory + UDP on 127.0.0.1).
 """
@@ -108,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     keep_local()
     import rclpy
-    from avs_net_ros.ros.depth_inference import spin_nodes
+    from avs_net_ros.ros.spin import spin_nodes
 
     logger = rclpy.logging.get_logger('avs_bringup')
     try:
@@ -125,7 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rclpy.try_shutdown()
         return 1
     logger.info('running ' + ', '.join(n.get_fully_qualified_name() for n in nodes))
-    spin_nodes(nodes, num_threads=max(4, 2 * len(nodes)))
+    spin_nodes(nodes)
     rclpy.try_shutdown()
     return 0
 

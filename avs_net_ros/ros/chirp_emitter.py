@@ -29,10 +29,9 @@ from avs_net_ros.core.acoustics import ChirpConfig
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.ros.conversions import echo_to_image, EchoInfo, header_copy
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.ros.spin import run_node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
@@ -284,21 +283,8 @@ class ChirpEmitterNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node (``ros2 run avs_net_ros chirp_emitter``)."""
-    rclpy.init(args=args)
-    try:
-        node = ChirpEmitterNode()
-    except (AudioDeviceError, AvsInputError, ValueError) as e:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {e}')
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ChirpEmitterNode, NODE_NAME, args,
+                    (AudioDeviceError, AvsInputError, ValueError))
 
 
 if __name__ == '__main__':

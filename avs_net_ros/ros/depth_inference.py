@@ -11,9 +11,10 @@ Topics (relative names; remap them):
   camera's CameraInfo with the depth image's header) and ``/diagnostics``.
 
 Threads: subscription callbacks only store messages and pair echoes with frames by stamp
-(``Pairer``); a guard condition wakes the worker, which runs in its own mutually exclusive
-callback group on the MultiThreadedExecutor. The worker only ever takes the newest pending
-pair and the newest pending frame; older ones are dropped and counted, so no queue grows.
+(``Pairer``), then wake the worker thread (``worker.WakeableWorker``), which runs the models and
+publishes; the node's executor thread is never blocked by inference (see ``spin``). The worker
+only ever takes the newest pending pair and the newest pending frame; older ones are dropped
+and counted, so no queue grows.
 Echo frames go through the whole pipeline; other frames are scaled with the filtered scale or
 the fallback (see ``depth_engine``). A frame can be held up to ``echo_wait`` seconds for its
 echo so that echo frames are published with their own, exact, result. Published metric stamps
@@ -23,7 +24,7 @@ strictly increase.
 from collections import OrderedDict
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.scale import SCALE_METHODS
@@ -33,12 +34,12 @@ from avs_net_ros.ros.conversions import (array_to_image, header_copy, image_to_e
 from avs_net_ros.ros.depth_engine import DepthEngine, DepthOutput, FALLBACKS
 from avs_net_ros.ros.pairing import Pairer
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.ros.spin import run_node
+from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
@@ -97,7 +98,8 @@ PARAMS = (
     ParamSpec('publish_pseudo_dense', True, 'Publish depth/pseudo_dense on echo frames.'),
     ParamSpec('publish_relative', False, 'Publish depth/relative (the relative model as '
               'depth).'),
-    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages (steady '
+              'clock, so they keep coming while a replayed bag is paused).',
               value_range=(0.05, 3600.0)),
 )
 
@@ -173,16 +175,13 @@ class DepthInferenceNode(Node):
             ('frames_in', 'duplicate_frames', 'echoes_in', 'echoes_rejected', 'images_rejected',
              'pairs',
              'dropped_frames', 'dropped_pairs', 'published_metric', 'published_echo_frames',
-             'no_output_frames'), 0)
+             'no_output_frames', 'worker_errors'), 0)
         self.last_error = ''
         self.last_inference_ms = float('nan')
         self._pairer = Pairer(2, p['pair_queue_size'], p['pair_slop'], self._on_pair)
         self.get_logger().info(f'echo/frame pairing by {self._pairer.backend}, slop '
                                f'{p["pair_slop"]} s')
 
-        io_group = MutuallyExclusiveCallbackGroup()
-        self._work_group = MutuallyExclusiveCallbackGroup()
-        diag_group = MutuallyExclusiveCallbackGroup()
         echo_qos = QoSProfile(depth=p['pair_queue_size'], history=HistoryPolicy.KEEP_LAST,
                               reliability=(ReliabilityPolicy.RELIABLE
                                            if p['echo_reliability'] == 'reliable'
@@ -190,14 +189,10 @@ class DepthInferenceNode(Node):
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
-        self.create_subscription(Image, 'image', self._on_image, image_qos,
-                                 callback_group=io_group)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, image_qos,
-                                 callback_group=io_group)
-        self.create_subscription(Image, 'echoes', self._on_echo, echo_qos,
-                                 callback_group=io_group)
-        self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS,
-                                 callback_group=io_group)
+        self.create_subscription(Image, 'image', self._on_image, image_qos)
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, image_qos)
+        self.create_subscription(Image, 'echoes', self._on_echo, echo_qos)
+        self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS)
         self.pub_metric = self.create_publisher(Image, 'depth/metric', _OUT_QOS)
         self.pub_pseudo = self.create_publisher(Image, 'depth/pseudo_dense', _OUT_QOS)
         self.pub_relative = (self.create_publisher(Image, 'depth/relative', _OUT_QOS)
@@ -205,12 +200,14 @@ class DepthInferenceNode(Node):
         self.pub_scale = self.create_publisher(Float32, 'depth/scale', _OUT_QOS)
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', _OUT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._wake = self.create_guard_condition(self._work, callback_group=self._work_group)
-        if p['echo_wait'] > 0:
-            self.create_timer(max(0.005, p['echo_wait'] / 4), self._work,
-                              callback_group=self._work_group)
+        # Frames held for echo_wait are released by the worker polling at a quarter of it.
+        self._worker = WakeableWorker(
+            self._work, 'depth_inference worker',
+            period=max(0.005, p['echo_wait'] / 4) if p['echo_wait'] > 0 else None,
+            on_error=self._on_worker_error)
+        self._worker.start()
         self.create_timer(p['diagnostics_period'], self.publish_diagnostics,
-                          callback_group=diag_group)
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # -- subscription side: cheap, never runs a model --------------------------------------
 
@@ -229,7 +226,7 @@ class DepthInferenceNode(Node):
                 self.counters['dropped_frames'] += 1
         if self.engine.uses_echo:
             self._pairer.add(0, msg)
-        self._wake.trigger()
+        self._worker.wake()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -277,7 +274,15 @@ class DepthInferenceNode(Node):
             if self._pair is not None:
                 self.counters['dropped_pairs'] += 1
             self._pair = (image, (echo.samples, echo.sample_rate))
-        self._wake.trigger()
+        self._worker.wake()
+
+    def _on_worker_error(self, error: BaseException) -> None:
+        # not an input problem (those are AvsInputError, handled per frame): a failing model
+        # run, e.g. out of GPU memory; the node keeps going and reports it
+        with self._lock:
+            self.counters['worker_errors'] += 1
+            self.last_error = f'inference failed: {type(error).__name__}: {error}'
+        self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
 
     def _reject(self, what: str, why: str) -> None:
         key = 'images_rejected' if what == 'image' else 'echoes_rejected'
@@ -357,6 +362,13 @@ class DepthInferenceNode(Node):
         if echo_frame:
             self.counters['published_echo_frames'] += 1
 
+    def destroy_node(self) -> None:
+        """Stop the worker (its current frame finishes), then destroy the node."""
+        worker = getattr(self, '_worker', None)
+        if worker is not None:
+            worker.stop()
+        super().destroy_node()
+
     # -- diagnostics -------------------------------------------------------------------------
 
     def diagnostic_status(self) -> DiagnosticStatus:
@@ -397,52 +409,6 @@ class DepthInferenceNode(Node):
         msg = DiagnosticArray(status=[self.diagnostic_status()])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
-
-
-def drain_executor(executor: MultiThreadedExecutor) -> None:
-    """Wait for callbacks still running on a shut-down executor's threads.
-
-    rclpy Jazzy's ``Executor.shutdown`` returns without waiting for them, so destroying the
-    nodes right after would fail inside those callbacks.
-    """
-    pool = getattr(executor, '_executor', None)
-    if pool is not None:
-        pool.shutdown(wait=True)
-
-
-def spin_nodes(nodes: List[Node], num_threads: int = 4) -> None:
-    """Spin ``nodes`` on one MultiThreadedExecutor until shutdown, then destroy them."""
-    executor = MultiThreadedExecutor(num_threads=num_threads)
-    for node in nodes:
-        executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        drain_executor(executor)
-        for node in nodes:
-            node.destroy_node()
-
-
-def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
-             startup_errors: Tuple[type, ...] = (FileNotFoundError, ValueError)) -> int:
-    """Run one node as a process: init, build, spin until shutdown; the ``main()`` of a node.
-
-    A node that cannot start (one of ``startup_errors``) is logged as fatal with its reason,
-    and 1 is returned, so ``ros2 run`` and launch show why it exited.
-    """
-    rclpy.init(args=args)
-    try:
-        node = factory()
-    except startup_errors as e:
-        rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
-        rclpy.try_shutdown()
-        return 1
-    spin_nodes([node])
-    rclpy.try_shutdown()
-    return 0
 
 
 def main(args: Optional[List[str]] = None) -> int:

@@ -26,12 +26,13 @@ from avs_net_ros.audio.echo import cut_recording, EchoFault
 from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.ros.conversions import array_to_image, echo_to_image, header_copy
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.ros.spin import run_node
+from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.sim.families import get_family, sample_scene, sample_trajectory
 from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -132,10 +133,12 @@ class SimRobotNode(Node):
             self.pub_echo_info = self.create_publisher(String, 'echoes/info', _LATCHED)
             self.pub_echo_info.publish(String(data=json.dumps(
                 self.sonar.info('simulated_world'), sort_keys=True)))
-            self._echo_wake = self.create_guard_condition(
-                self._echo_work, callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(1.0 / p['frame_rate'], self._tick,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+            # the room simulation takes longer than a frame: its own thread keeps the camera
+            # timer on time
+            self._echo_worker = WakeableWorker(self._echo_work, 'sim_robot echoes',
+                                               on_error=self._on_echo_error)
+            self._echo_worker.start()
+        self.create_timer(1.0 / p['frame_rate'], self._tick)
         self.get_logger().info(
             f'simulated {self.scene.name} with {len(self.poses)} poses at {p["frame_rate"]} Hz, '
             f'{p["width"]}x{p["height"]}; echoes '
@@ -171,7 +174,7 @@ class SimRobotNode(Node):
         if self.params['publish_echoes'] and i % self.params['chirp_every'] == 0:
             with self._lock:
                 self._chirp_request = (header, pose)
-            self._echo_wake.trigger()
+            self._echo_worker.wake()
         # the image goes last: a consumer that reacts to it finds camera_info already there
         self.pub_image.publish(array_to_image(rgb, 'rgb8', header))
 
@@ -185,6 +188,18 @@ class SimRobotNode(Node):
         if echo is not None:
             self.pub_echo.publish(echo_to_image(echo, header))
             self.echoes_published += 1
+
+    def _on_echo_error(self, error: BaseException) -> None:
+        self.echo_faults += 1
+        self.get_logger().error(f'echo simulation failed: {type(error).__name__}: {error}',
+                                throttle_duration_sec=2.0)
+
+    def destroy_node(self) -> None:
+        """Stop the echo thread, then destroy the node."""
+        worker = getattr(self, '_echo_worker', None)
+        if worker is not None:
+            worker.stop()
+        super().destroy_node()
 
     def simulate_echo(self, pose: CameraPose) -> Optional[np.ndarray]:
         """Return the cut (2, window) echo of a chirp at ``pose``, or None (fault logged)."""
@@ -205,8 +220,6 @@ class SimRobotNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node (``ros2 run avs_net_ros sim_robot``)."""
-    from avs_net_ros.ros.depth_inference import run_node
-
     return run_node(SimRobotNode, NODE_NAME, args, (ValueError,))
 
 

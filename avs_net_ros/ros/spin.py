@@ -1,0 +1,102 @@
+"""Spinning nodes: one SingleThreadedExecutor per node, each on a thread of its own.
+
+Why not rclpy's MultiThreadedExecutor: in rclpy Jazzy its loop yields again every task it has
+handed to the thread pool until a pool thread starts it, so while pool threads wait for the GIL
+the loop spins and takes the GIL from them. With /clock coming at 40-100 Hz in bag replay,
+callbacks of the depth node then ran up to 1.5 s late and its depth-1 camera subscription lost
+0 to 3 of 5 frames (measured; ``test_eval_replay`` now requires every frame). Our nodes keep
+callbacks short and do heavy work on ``worker.WakeableWorker`` threads, so one executor thread
+per node is enough, and nodes in one process never delay each other.
+"""
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+
+class NodeSpinner:
+    """Spin each added node on its own SingleThreadedExecutor thread until removed."""
+
+    def __init__(self, context: Any = None) -> None:
+        """Spin nodes of ``context`` (rclpy's default context when None)."""
+        self.context = context
+        self._spinning: Dict[Node, Tuple[SingleThreadedExecutor, threading.Thread]] = {}
+        self.errors: List[BaseException] = []
+
+    def add(self, node: Node) -> Node:
+        """Start spinning ``node``; return it."""
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(node)
+        thread = threading.Thread(target=self._spin, args=(executor,),
+                                  name=f'spin {node.get_name()}', daemon=True)
+        self._spinning[node] = (executor, thread)
+        thread.start()
+        return node
+
+    def _spin(self, executor: SingleThreadedExecutor) -> None:
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception as e:  # noqa: B902 - kept for ``alive`` and the caller's log
+            self.errors.append(e)
+            raise
+
+    def remove(self, node: Node, timeout: float = 10.0) -> None:
+        """Stop spinning ``node`` (its callbacks finish first), then destroy it."""
+        executor, thread = self._spinning.pop(node)
+        executor.shutdown(timeout_sec=timeout)
+        thread.join(timeout)
+        node.destroy_node()
+
+    def alive(self) -> bool:
+        """Whether every node is still being spun."""
+        return all(t.is_alive() for _, t in self._spinning.values())
+
+    def shutdown(self) -> None:
+        """Remove every node, last added first."""
+        for node in reversed(list(self._spinning)):
+            self.remove(node)
+
+
+def spin_nodes(nodes: List[Node], context: Any = None) -> None:
+    """Spin ``nodes`` until Ctrl-C or the context shuts down, then destroy them.
+
+    An exception that ended a node's spin thread is raised again once all nodes are destroyed.
+    """
+    spinner = NodeSpinner(context)
+    ctx = context or rclpy.get_default_context()
+    try:
+        for node in nodes:
+            spinner.add(node)
+        while ctx.ok() and spinner.alive():
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        spinner.shutdown()
+    if spinner.errors:
+        raise spinner.errors[0]
+
+
+def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
+             startup_errors: Tuple[type, ...] = (FileNotFoundError, ValueError)) -> int:
+    """Run one node as a process: init, build, spin until shutdown; the ``main()`` of a node.
+
+    A node that cannot start (one of ``startup_errors``) is logged as fatal with its reason,
+    and 1 is returned, so ``ros2 run`` and launch show why it exited.
+    """
+    rclpy.init(args=args)
+    try:
+        node = factory()
+    except startup_errors as e:
+        rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
+    spin_nodes([node])
+    rclpy.try_shutdown()
+    return 0
