@@ -2,9 +2,9 @@
 
 import math
 
-from avs_net_ros.core.errors import EmptyMaskError
+from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
 from avs_net_ros.core.metrics import (aide_per_band, AideAccumulator, depth_metrics,
-                                      METRIC_NAMES, MetricAverager)
+                                      GroundTruth, METRIC_NAMES, MetricAverager)
 import numpy as np
 import pytest
 
@@ -95,3 +95,22 @@ def test_aide_sign_and_band_assignment():
     acc.add({1: -0.2})
     assert acc.result()[1] == (pytest.approx(0.3), 2)
     assert acc.result()[2][1] == 1  # only images with pixels in the band count
+
+
+def test_prepared_ground_truth_scores_like_the_raw_array():
+    rng = np.random.default_rng(5)
+    gt = rng.uniform(0.2, 14.0, size=(30, 40))
+    gt[rng.random(gt.shape) < 0.3] = np.nan
+    pred = gt * rng.uniform(0.7, 1.4, size=gt.shape)
+    mask = rng.random(gt.shape) < 0.5
+    prepared = GroundTruth.prepare(gt, 12.0)
+    for kw in ({}, {'mask': mask}):
+        a = depth_metrics(pred, gt, max_depth=12.0, **kw)
+        b = depth_metrics(pred, prepared, max_depth=12.0, **kw)
+        for k in METRIC_NAMES:
+            assert b[k] == pytest.approx(a[k], rel=1e-12, abs=1e-15), k
+    other = pred * 1.1
+    assert aide_per_band(pred, other, prepared, max_depth=12.0) == aide_per_band(
+        pred, other, gt, max_depth=12.0)
+    with pytest.raises(AvsInputError, match='max_depth 12.0'):
+        depth_metrics(pred, prepared, max_depth=10.0)

@@ -109,6 +109,24 @@ def test_perfect_av_bag_scores_zero_and_rows_match_the_core(tmp_path, model_set)
     assert len(files['panels']) == 1
 
 
+def test_parallel_frames_give_the_same_tables_as_one_thread(tmp_path, model_set):
+    """Workers and ONNX Runtime threads change the speed, never a figure (frame order kept)."""
+    inputs = _inputs(7, seed=3)
+    rng = np.random.default_rng(4)
+    path = _gt_bag(str(tmp_path / 'bag'), inputs,
+                   lambda rgb, echo: rng.uniform(0.5, 8.0, rgb.shape[:2]).astype(np.float32))
+    runs = []
+    for workers, threads in ((0, 0), (3, 1)):
+        res = evaluate_bag(path, [Variant('avs', model_set['av'], model_set['v'])],
+                           {'rel': model_set['relative'], 'disp': model_set['relative_disparity']},
+                           config=EvalConfig(providers=CPU, progress=False, workers=workers,
+                                             intra_op_threads=threads))
+        assert res.timing['workers'] == workers and res.frames_scored == 7
+        runs.append(res.to_dict())
+    for key in ('table1', 'table2', 'aide', 'per_frame'):
+        assert runs[0][key] == runs[1][key], key
+
+
 def test_known_scale_error_in_the_offline_path(tmp_path, model_set):
     """Ground truth = M_p / s makes M_p (AV) AbsRel |s - 1| (within the depth range)."""
     av = MetricDepthPipeline(model_set['av'], providers=CPU)

@@ -123,3 +123,27 @@ def test_bad_model_files(model_set, tmp_path):
         MetricDepthPipeline(model_set['v'], model_set['av'])
     with pytest.raises(AvsInputError, match='unknown scale method'):
         MetricDepthPipeline(model_set['v'], scale_method='mode')
+
+
+def test_model_outputs_combine_to_infer_and_sessions_can_be_shared(model_set, frame):
+    """run_avs/run_relative + combine is infer, also with camera maps given and shared models."""
+    rgb, echo = frame
+    pipe = MetricDepthPipeline(model_set['av'], model_set['relative_disparity'],
+                               providers=['cpu'])
+    ref = pipe.infer(rgb, echo, 44100)
+    m_p, rel = pipe.run_avs(rgb, echo, 44100), pipe.run_relative(rgb)
+    assert m_p.shape == (32, 32) and rel.shape == (24, 40)
+    hw = rgb.shape[:2]
+    for given in ({}, {'pseudo_dense': pipe.to_camera(m_p, hw),
+                       'relative': pipe.relative_to_camera(rel, hw)}):
+        out = pipe.combine(m_p, rel, hw, **given)
+        for a, b in ((out.metric, ref.metric), (out.pseudo_dense, ref.pseudo_dense),
+                     (out.relative, ref.relative)):
+            np.testing.assert_array_equal(a, b)
+        assert out.scale == ref.scale
+    # a V pipeline on the same loaded relative session: no second load, same relative map
+    v = MetricDepthPipeline(OnnxModel(model_set['v'], ['cpu']), pipe.relative)
+    assert v.relative is pipe.relative and v.relative_output == 'disparity'
+    np.testing.assert_array_equal(v.infer(rgb).relative, ref.relative)
+    with pytest.raises(AvsInputError, match='relative model, expected one of'):
+        MetricDepthPipeline(pipe.relative)

@@ -6,7 +6,8 @@ prediction is clamped to [min_depth, max_depth] (ZoeDepth), and the valid pixels
 ``gt > 0 and gt <= max_depth``. Dataset figures are the mean of the per-image figures.
 """
 
-from typing import Dict, Iterable, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional, Tuple, Union
 
 from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
 from avs_net_ros.core.resize import resize_bilinear
@@ -33,14 +34,57 @@ def _at_gt_resolution(pred: np.ndarray, gt: np.ndarray, max_depth: float,
 
 
 def _clamped(values: np.ndarray, max_depth: float, min_depth: float) -> np.ndarray:
-    v = np.nan_to_num(values.astype(np.float64), nan=min_depth, posinf=max_depth,
-                      neginf=min_depth)
-    return np.clip(v, min_depth, max_depth)
+    """Return float64 values clamped to [min_depth, max_depth], NaN as min_depth (ZoeDepth)."""
+    v = np.clip(values.astype(np.float64), min_depth, max_depth)  # +-inf clamp, NaN stays
+    nan = np.isnan(v)
+    if nan.any():
+        v[nan] = min_depth
+    return v
 
 
 def _valid_gt(gt: np.ndarray, max_depth: float) -> np.ndarray:
     with np.errstate(invalid='ignore'):
-        return np.isfinite(gt) & (gt > 0) & (gt <= max_depth)
+        valid = (gt > 0) & (gt <= max_depth)  # NaN compares False
+        return valid & np.isfinite(gt) if np.isinf(max_depth) else valid
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """One image's ground truth, prepared once to score several predictions against it.
+
+    Attributes:
+        depth: The (H, W) ground-truth depth as given.
+        max_depth: The scoring range's upper bound (valid: 0 < gt <= max_depth).
+        valid: (H, W) bool, the valid pixels.
+        values: The valid pixels' depths (float64, row-major order).
+        log_values: Their natural logarithms.
+        inv_values: Their reciprocals.
+
+    """
+
+    depth: np.ndarray
+    max_depth: float
+    valid: np.ndarray
+    values: np.ndarray
+    log_values: np.ndarray
+    inv_values: np.ndarray
+
+    @classmethod
+    def prepare(cls, gt: np.ndarray, max_depth: float) -> 'GroundTruth':
+        """Find the valid pixels of ``gt`` and take their values and logarithms."""
+        gt = np.asarray(gt)
+        valid = _valid_gt(gt, max_depth)
+        values = gt[valid].astype(np.float64)
+        return cls(gt, float(max_depth), valid, values, np.log(values), 1.0 / values)
+
+
+def _ground_truth(gt: Union[np.ndarray, GroundTruth], max_depth: float) -> GroundTruth:
+    if isinstance(gt, GroundTruth):
+        if gt.max_depth != float(max_depth):
+            raise AvsInputError(f'ground truth prepared for max_depth {gt.max_depth}, scored '
+                                f'with {max_depth}')
+        return gt
+    return GroundTruth.prepare(gt, max_depth)
 
 
 def prepare_prediction(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
@@ -51,40 +95,51 @@ def prepare_prediction(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
     return _clamped(pred, max_depth, min_depth), _valid_gt(gt, max_depth)
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+def depth_metrics(pred: np.ndarray, gt: Union[np.ndarray, GroundTruth], *, max_depth: float,
                   min_depth: float = 1e-3, mask: Optional[np.ndarray] = None
                   ) -> Dict[str, float]:
     """Compute METRIC_NAMES for one image; ``mask`` further restricts the valid pixels.
+
+    ``gt`` may be a ``GroundTruth`` prepared once for several predictions of the same image.
 
     Raises:
         EmptyMaskError: the image has no valid ground-truth pixel.
 
     """
-    gt = np.asarray(gt)
-    pred = _at_gt_resolution(pred, gt, max_depth, min_depth)
-    valid = _valid_gt(gt, max_depth)
+    g_all = _ground_truth(gt, max_depth)
+    pred = _at_gt_resolution(pred, g_all.depth, max_depth, min_depth)
     if mask is not None:
-        valid &= np.asarray(mask, dtype=bool)
-    if not valid.any():
+        g_all = GroundTruth(g_all.depth, g_all.max_depth, *_restrict(g_all, mask))
+    valid = g_all.valid
+    if g_all.values.size == 0:
         raise EmptyMaskError(f'no valid ground-truth pixel (0 < gt <= {max_depth} m)')
-    # Only the valid pixels are converted to float64 and clamped: most of the cost at
-    # ground-truth resolution is in full-image passes.
+    # Only the valid pixels are converted to float64 and clamped (most of the cost at
+    # ground-truth resolution is in full-image passes); sums over n, not means, and products
+    # with 1/g, not divisions, for the same reason.
     p = _clamped(pred[valid], max_depth, min_depth)
-    g = gt[valid].astype(np.float64)
-    diff = g - p
-    log_ratio = np.log(g / p)  # one log serves rmse_log, log10 and the deltas
+    n = p.size
+    diff = g_all.values - p
+    sq = diff * diff
+    log_ratio = g_all.log_values - np.log(p)  # one log serves rmse_log, log10 and the deltas
     abs_log = np.abs(log_ratio)
+    inv_g = g_all.inv_values
     return {
-        'abs_rel': float(np.mean(np.abs(diff) / g)),
-        'sq_rel': float(np.mean(diff * diff / g)),
-        'rmse': float(np.sqrt(np.mean(diff * diff))),
-        'rmse_log': float(np.sqrt(np.mean(log_ratio * log_ratio))),
-        'log10': float(np.mean(abs_log) / np.log(10.0)),
+        'abs_rel': float(np.abs(diff).dot(inv_g) / n),
+        'sq_rel': float(sq.dot(inv_g) / n),
+        'rmse': float(np.sqrt(sq.sum() / n)),
+        'rmse_log': float(np.sqrt(log_ratio.dot(log_ratio) / n)),
+        'log10': float(abs_log.sum() / n / np.log(10.0)),
         # max(g/p, p/g) < t  <=>  |ln(g/p)| < ln t
-        'delta1': float(np.mean(abs_log < np.log(1.25))),
-        'delta2': float(np.mean(abs_log < 2 * np.log(1.25))),
-        'delta3': float(np.mean(abs_log < 3 * np.log(1.25))),
+        'delta1': np.count_nonzero(abs_log < np.log(1.25)) / n,
+        'delta2': np.count_nonzero(abs_log < 2 * np.log(1.25)) / n,
+        'delta3': np.count_nonzero(abs_log < 3 * np.log(1.25)) / n,
     }
+
+
+def _restrict(gt: GroundTruth, mask: np.ndarray) -> Tuple[np.ndarray, ...]:
+    mask = np.asarray(mask, dtype=bool)
+    keep = mask[gt.valid]
+    return (gt.valid & mask, gt.values[keep], gt.log_values[keep], gt.inv_values[keep])
 
 
 class MetricAverager:
@@ -108,7 +163,8 @@ class MetricAverager:
         return {k: v / self.count for k, v in self._sums.items()}
 
 
-def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray, gt: np.ndarray, *,
+def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray,
+                  gt: Union[np.ndarray, GroundTruth], *,
                   max_depth: float, min_depth: float = 1e-3,
                   band_width: float = 1.0) -> Dict[int, float]:
     """Per-image absolute-error improvement of AV over visual-only, per depth band.
@@ -117,13 +173,13 @@ def aide_per_band(pred_ov: np.ndarray, pred_av: np.ndarray, gt: np.ndarray, *,
     pixels of ``|M_OV - gt| - |M_AV - gt|``. Positive means the audio-visual prediction is
     closer. Bands without pixels in this image are absent from the result.
     """
-    gt = np.asarray(gt)
-    valid = _valid_gt(gt, max_depth)
-    p_ov = _clamped(_at_gt_resolution(pred_ov, gt, max_depth, min_depth)[valid], max_depth,
-                    min_depth)
-    p_av = _clamped(_at_gt_resolution(pred_av, gt, max_depth, min_depth)[valid], max_depth,
-                    min_depth)
-    g_valid = gt[valid].astype(np.float64)
+    g_all = _ground_truth(gt, max_depth)
+    valid = g_all.valid
+    p_ov = _clamped(_at_gt_resolution(pred_ov, g_all.depth, max_depth, min_depth)[valid],
+                    max_depth, min_depth)
+    p_av = _clamped(_at_gt_resolution(pred_av, g_all.depth, max_depth, min_depth)[valid],
+                    max_depth, min_depth)
+    g_valid = g_all.values
     gain = np.abs(p_ov - g_valid) - np.abs(p_av - g_valid)
     band = np.floor(g_valid / band_width).astype(np.int64)
     inside = g_valid > band * band_width  # strict lower edge, as in the paper

@@ -117,9 +117,10 @@ def markdown(res: EvalResult, title: str = 'Depth evaluation') -> str:
         lines += ['', '## Speed', '',
                   f'- evaluation: {t["frames_per_s"]:.1f} frames/s ({t["wall_s"]:.2f} s wall)',
                   ]
-        if 'pipeline_s' in t:
-            lines.append(f'- pipeline calls alone: {t["pipeline_frames_per_s"]:.1f} frames/s '
-                         f'({t["pipeline_s"]:.2f} s); scoring {t["scoring_s"]:.2f} s')
+        if 'models_s' in t:
+            lines.append(f'- {t["workers"]} frame(s) at a time, {t["intra_op_threads"]} ONNX '
+                         f'Runtime thread(s) per model run; thread time in the models '
+                         f'{t["models_s"]:.2f} s, in scoring {t["scoring_s"]:.2f} s')
     if res.system:
         lines += ['', '## System figures (live replay)', '']
         for k, v in res.system.items():

@@ -6,7 +6,7 @@ window, STFT, spectrogram size), so the robot feeds a model exactly as it was tr
 
 from dataclasses import dataclass, field
 import time
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, KIND_AV, KIND_RELATIVE,
                                        KIND_V)
@@ -74,26 +74,46 @@ def _image(rgb: np.ndarray, size: Tuple[int, int], cache: Optional[dict]) -> np.
     return cache[size]
 
 
-class MetricDepthPipeline:
-    """AVS-Net (AV or V) plus an optional relative-depth model, run with ONNX Runtime."""
+def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threads: int,
+          kinds: Tuple[str, ...]) -> OnnxModel:
+    if isinstance(model, OnnxModel):
+        if model.contract.kind not in kinds:
+            raise AvsInputError(f'{model.path} is a {model.contract.kind} model, expected one '
+                                f'of {kinds}')
+        return model
+    return OnnxModel(model, providers, intra_op_threads, kinds)
 
-    def __init__(self, avs_model: str, relative_model: Optional[str] = None,
+
+class MetricDepthPipeline:
+    """AVS-Net (AV or V) plus an optional relative-depth model, run with ONNX Runtime.
+
+    ``infer`` is the whole pipeline. Its two halves are public for callers that combine one
+    model's output with several others (the offline evaluation runs each model once per frame
+    and pairs the relative map with both the AV and the V M_p): ``run_avs`` and
+    ``run_relative`` give the model-resolution outputs, ``combine`` does the rest.
+    """
+
+    def __init__(self, avs_model: Union[str, OnnxModel],
+                 relative_model: Union[str, OnnxModel, None] = None,
                  providers: Sequence[str] = DEFAULT_PROVIDERS, scale_method: str = 'median',
                  intra_op_threads: int = 0, relative_output: Optional[str] = None) -> None:
-        """Load the models; ``relative_output`` overrides a relative model's metadata.
+        """Load the models (paths), or share already loaded ``OnnxModel`` sessions.
+
+        ``relative_output`` overrides a relative model's metadata.
 
         Raises:
             FileNotFoundError: a model path does not exist.
             ModelContractError: a model is not ONNX, breaks the contract, or has the wrong
                 kind.
+            AvsInputError: a loaded model of the wrong kind, or a bad option.
 
         """
-        self.avs = OnnxModel(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V))
+        self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V))
         self.relative = None
         self.relative_output = None
         if relative_model:
-            self.relative = OnnxModel(relative_model, providers, intra_op_threads,
-                                      (KIND_RELATIVE,))
+            self.relative = _load(relative_model, providers, intra_op_threads,
+                                  (KIND_RELATIVE,))
             self.relative_output = relative_output or self.relative.contract.relative_output
             if self.relative_output not in ('depth', 'disparity'):
                 raise AvsInputError(f"relative_output must be 'depth' or 'disparity', got "
@@ -141,12 +161,11 @@ class MetricDepthPipeline:
                 sample rate, shape or length, or holding NaN/silent channels.
 
         """
-        return self._to_camera(self._pseudo_dense_model_res(rgb, echo, sample_rate),
-                               rgb.shape[:2])
+        return self.to_camera(self.run_avs(rgb, echo, sample_rate), rgb.shape[:2])
 
     def relative_depth(self, rgb: np.ndarray) -> np.ndarray:
         """Return the relative model's output as depth (H, W) at the image's resolution."""
-        return self._as_depth(self._to_camera(self._relative_model_res(rgb), rgb.shape[:2]))
+        return self.relative_to_camera(self.run_relative(rgb), rgb.shape[:2])
 
     def fit(self, relative: np.ndarray, pseudo_dense: np.ndarray) -> ScaleFit:
         """Fit the scale from relative depth to the pseudo-dense metric depth.
@@ -170,26 +189,27 @@ class MetricDepthPipeline:
         """
         t0 = time.perf_counter()
         images: Dict[Tuple[int, int], np.ndarray] = {}  # models sharing a size: resize once
-        m_p = self._pseudo_dense_model_res(rgb, echo, sample_rate, images)
+        m_p = self.run_avs(rgb, echo, sample_rate, images)
         t1 = time.perf_counter()
-        hw = rgb.shape[:2]
-        if self.relative is None:
-            m_p = self._to_camera(m_p, hw)
-            t = {'avs': t1 - t0, 'upsample': time.perf_counter() - t1}
-            return DepthResult(m_p, m_p, None, 1.0, None, t)
-        rel_raw = self._relative_model_res(rgb, images)
+        rel_raw = None if self.relative is None else self.run_relative(rgb, images)
         t2 = time.perf_counter()
-        fit = self.fit(self._as_depth(rel_raw), m_p)
-        t3 = time.perf_counter()
-        rel = self._as_depth(self._to_camera(rel_raw, hw))
-        out = DepthResult(fit.apply(rel), self._to_camera(m_p, hw), rel, fit.scale, fit)
-        out.timings.update(avs=t1 - t0, relative=t2 - t1, scale=t3 - t2,
-                           upsample=time.perf_counter() - t3)
+        out = self.combine(m_p, rel_raw, rgb.shape[:2])
+        out.timings.update(avs=t1 - t0)
+        if self.relative is not None:
+            out.timings.update(relative=t2 - t1)
         return out
 
-    def _pseudo_dense_model_res(self, rgb: np.ndarray, echo: Optional[np.ndarray],
-                                sample_rate: Optional[int], images: Optional[dict] = None
-                                ) -> np.ndarray:
+    def run_avs(self, rgb: np.ndarray, echo: Optional[np.ndarray] = None,
+                sample_rate: Optional[int] = None,
+                images: Optional[Dict[Tuple[int, int], np.ndarray]] = None) -> np.ndarray:
+        """Return AVS-Net's M_p (metres) at the model's output resolution.
+
+        ``images`` caches the resized input per model input size, to share between models.
+
+        Raises:
+            AvsInputError: as ``pseudo_dense``.
+
+        """
         c = self.avs.contract
         feeds = {IMAGE_INPUT: _image(rgb, c.image_size, images)}
         if c.kind == KIND_AV:
@@ -199,17 +219,45 @@ class MetricDepthPipeline:
             feeds[ECHO_INPUT] = spec[None] if spec.ndim == 3 else spec
         return self.avs.run(feeds)[0, 0]
 
-    def _relative_model_res(self, rgb: np.ndarray, images: Optional[dict] = None
-                            ) -> np.ndarray:
+    def run_relative(self, rgb: np.ndarray,
+                     images: Optional[Dict[Tuple[int, int], np.ndarray]] = None) -> np.ndarray:
+        """Return the relative model's raw output (``relative_output``) at its resolution."""
         if self.relative is None:
             raise AvsInputError('no relative-depth model is configured')
         feeds = {IMAGE_INPUT: _image(rgb, self.relative.contract.image_size, images)}
         return self.relative.run(feeds)[0, 0]
 
-    def _as_depth(self, raw: np.ndarray) -> np.ndarray:
-        return raw if self.relative_output == 'depth' else disparity_to_depth(raw)
+    def relative_to_camera(self, rel_raw: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+        """Bring ``run_relative``'s output to ``hw`` as depth (resized, then inverted)."""
+        return self._as_depth(self.to_camera(rel_raw, hw))
 
-    def _to_camera(self, depth: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    def combine(self, m_p: np.ndarray, rel_raw: Optional[np.ndarray], hw: Tuple[int, int],
+                pseudo_dense: Optional[np.ndarray] = None,
+                relative: Optional[np.ndarray] = None) -> DepthResult:
+        """Finish ``infer`` from model-resolution outputs (``run_avs``, ``run_relative``).
+
+        ``pseudo_dense`` and ``relative`` may pass the maps already brought to ``hw``
+        (``to_camera(m_p, hw)``, ``relative_to_camera(rel_raw, hw)``) so callers that pair one
+        map with several others do not resize it again; the result is the same.
+        """
+        t0 = time.perf_counter()
+        if pseudo_dense is None:
+            pseudo_dense = self.to_camera(m_p, hw)
+        if rel_raw is None:
+            return DepthResult(pseudo_dense, pseudo_dense, None, 1.0, None,
+                               {'upsample': time.perf_counter() - t0})
+        fit = self.fit(self._as_depth(rel_raw), m_p)
+        t1 = time.perf_counter()
+        if relative is None:
+            relative = self.relative_to_camera(rel_raw, hw)
+        return DepthResult(fit.apply(relative), pseudo_dense, relative, fit.scale, fit,
+                           {'scale': t1 - t0, 'upsample': time.perf_counter() - t1})
+
+    def to_camera(self, depth: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+        """Resize a model-resolution map to ``hw`` (bilinear); non-finite values become NaN."""
         out = resize_bilinear(depth.astype(np.float32), hw)
         out[~np.isfinite(out)] = np.nan
         return out
+
+    def _as_depth(self, raw: np.ndarray) -> np.ndarray:
+        return raw if self.relative_output == 'depth' else disparity_to_depth(raw)
