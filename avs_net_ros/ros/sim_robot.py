@@ -14,8 +14,8 @@ It samples a scene from a family of ``avs_net_ros.sim`` and a trajectory through
   cut by the same code as the chirp emitter (``audio.echo.cut_recording``) and published on
   ``echoes`` with the frame's stamp, plus the latched ``echoes/info``.
 
-Acoustic simulation (~0.2 s per new pose) runs in its own callback group on the newest chirp
-frame only, so the camera keeps its rate.
+Acoustic simulation (~0.2 s per new pose) runs on a worker thread of its own on the newest
+chirp frame only, so the camera keeps its rate.
 """
 
 import json
