@@ -1,10 +1,13 @@
 """Bag reading/writing and stamp pairing of avs_net_ros.eval (rosbags; no ROS install needed).
 
-Bags "not written by this project" are made here with an independent implementation: rclpy's
-own CDR serializer (``rclpy.serialization.serialize_message``, the rmw type support ROS uses
-when recording) and Python's sqlite3, following rosbag2's SQLite schema (Humble layout,
-schema 3) and a hand-written ``metadata.yaml``. mcap/mcap-ros2-support are not installed in
-this environment, so the independent bags are SQLite ones.
+Bags "not written by this project" are made here with independent implementations (rosbag2's
+own test bags cannot be shipped):
+
+- SQLite: rclpy's own CDR serializer (``rclpy.serialization.serialize_message``, the rmw type
+  support ROS uses when recording) and Python's sqlite3, following rosbag2's SQLite schema
+  (Humble layout, schema 3), with a hand-written ``metadata.yaml``;
+- mcap: the mcap project's ROS 2 writer (``mcap_ros2.writer``, its own CDR encoder working from
+  the message definition text), as a bare ``.mcap`` file and as a bag folder.
 """
 
 import json
@@ -159,15 +162,94 @@ def write_foreign_sqlite_bag(folder, src, with_metadata=True):
     return db_path
 
 
+# ROS 2 message definitions as rosbag2's mcap storage records them (dependencies appended).
+_TIME_DEF = 'MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec\n'
+_HEADER_DEF = ('MSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring frame_id\n'
+               + '=' * 80 + '\n' + _TIME_DEF)
+_IMAGE_DEF = ('std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\n'
+              'uint8 is_bigendian\nuint32 step\nuint8[] data\n' + '=' * 80 + '\n'
+              + _HEADER_DEF)
+
+
+def write_foreign_mcap_bag(folder, src, with_metadata=True, chunk_size=1 << 20):
+    """Write ``src`` frames as a rosbag2 mcap file with the mcap project's own ROS 2 writer.
+
+    Messages are encoded by mcap-ros2-support from the definitions above (no rosbags, no
+    rclpy), with the same foreign layout as the SQLite bag: bgr8 camera under
+    /robot/camera/image_raw, 16UC1 millimetre ground truth, echoes logged before their frame,
+    and topics the evaluation must ignore (/chatter, /count).
+    """
+    from mcap_ros2.writer import Writer
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, 'foreign_0.mcap')
+
+    def image(array, encoding, stamp_ns):
+        sec, nanosec = divmod(stamp_ns, 10 ** 9)
+        array = np.ascontiguousarray(array)
+        return {'header': {'stamp': {'sec': sec, 'nanosec': nanosec}, 'frame_id': 'cam'},
+                'height': array.shape[0], 'width': array.shape[1], 'encoding': encoding,
+                'is_bigendian': 0, 'step': array.strides[0], 'data': array.tobytes()}
+
+    with open(path, 'wb') as f:
+        w = Writer(f, chunk_size=chunk_size)
+        img = w.register_msgdef('sensor_msgs/msg/Image', _IMAGE_DEF)
+        text = w.register_msgdef('std_msgs/msg/String', 'string data\n')
+        count = w.register_msgdef('std_msgs/msg/Int32', 'int32 data\n')
+        t0 = src[0][0] - 1
+        w.write_message('/robot/echoes/info', text, {'data': json.dumps(INFO)}, t0, t0)
+        for i, (stamp, rgb, echo, gt) in enumerate(src):
+            mm = np.where(np.isfinite(gt), np.round(gt * 1000), 0).astype(np.uint16)
+            for topic, schema, msg, t in (
+                    ('/count', count, {'data': i}, stamp - 5),
+                    ('/robot/echoes', img, image(echo, '32FC1', stamp), stamp + 1_000),
+                    ('/robot/camera/image_raw', img, image(rgb[..., ::-1], 'bgr8', stamp),
+                     stamp + 30_000_000),
+                    ('/chatter', text, {'data': 'hello'}, stamp + 40_000_000),
+                    ('/robot/depth/gt_mm', img, image(mm, '16UC1', stamp),
+                     stamp + 50_000_000)):
+                w.write_message(topic, schema, msg, t, t)
+        w.finish()
+    if with_metadata:
+        n = len(src)
+        topics = [('/count', 'std_msgs/msg/Int32', n), ('/robot/echoes',
+                                                        'sensor_msgs/msg/Image', n),
+                  ('/robot/camera/image_raw', 'sensor_msgs/msg/Image', n),
+                  ('/chatter', 'std_msgs/msg/String', n),
+                  ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image', n),
+                  ('/robot/echoes/info', 'std_msgs/msg/String', 1)]
+        start, dur, total = src[0][0] - 5, src[-1][0] - src[0][0] + 50_000_010, 5 * n + 1
+        entries = ''.join(
+            f'    - topic_metadata:\n        name: {name}\n        type: {typ}\n'
+            f'        serialization_format: cdr\n'
+            # mcap_ros2 writes no QoS into its channels; the metadata must agree
+            f'        offered_qos_profiles: ""\n'
+            f'      message_count: {c}\n' for name, typ, c in topics)
+        with open(os.path.join(folder, 'metadata.yaml'), 'w') as f:
+            f.write('rosbag2_bagfile_information:\n  version: 5\n'
+                    '  storage_identifier: mcap\n  duration:\n'
+                    f'    nanoseconds: {dur}\n  starting_time:\n'
+                    f'    nanoseconds_since_epoch: {start}\n'
+                    f'  message_count: {total}\n  topics_with_message_count:\n'
+                    f'{entries}  compression_format: ""\n  compression_mode: ""\n'
+                    '  relative_file_paths:\n    - foreign_0.mcap\n  files:\n'
+                    '    - path: foreign_0.mcap\n      starting_time:\n'
+                    f'        nanoseconds_since_epoch: {start}\n      duration:\n'
+                    f'        nanoseconds: {dur}\n      message_count: {total}\n')
+    return path
+
+
 FOREIGN_TOPICS = BagTopics(image='/robot/camera/image_raw', echoes='/robot/echoes',
                            echo_info='/robot/echoes/info', ground_truth='robot/depth/gt_mm')
 
 
 @pytest.mark.parametrize('as_file', [False, True])
-def test_bag_written_by_rclpy_serializer_and_sqlite_is_read(tmp_path, as_file):
-    """A rosbag2 SQLite bag from another writer, with other topics, reads frame for frame."""
+@pytest.mark.parametrize('writer', [write_foreign_sqlite_bag, write_foreign_mcap_bag],
+                         ids=['sqlite3_by_rclpy', 'mcap_by_mcap_ros2'])
+def test_bag_written_by_another_writer_is_read(tmp_path, as_file, writer):
+    """A rosbag2 bag from another writer, with other topics, reads frame for frame."""
     src = _frames(4)
-    db = write_foreign_sqlite_bag(str(tmp_path / 'foreign'), src, with_metadata=not as_file)
+    db = writer(str(tmp_path / 'foreign'), src, with_metadata=not as_file)
     path = db if as_file else str(tmp_path / 'foreign')
     frames, report = read_frames(path, FOREIGN_TOPICS, need=('ground_truth', 'echoes'))
     assert len(frames) == 4 and report.pairing.failures == 0
@@ -180,15 +262,16 @@ def test_bag_written_by_rclpy_serializer_and_sqlite_is_read(tmp_path, as_file):
         np.testing.assert_allclose(f.ground_truth, want, rtol=1e-6)
 
 
-def test_missing_topics_are_named_with_what_the_bag_has(tmp_path):
+@pytest.mark.parametrize('writer', [write_foreign_sqlite_bag, write_foreign_mcap_bag])
+def test_missing_topics_are_named_with_what_the_bag_has(tmp_path, writer):
     """The error lists the required topics that are absent and every topic present."""
-    write_foreign_sqlite_bag(str(tmp_path / 'foreign'), _frames(1))
+    writer(str(tmp_path / 'foreign'), _frames(1))
     with pytest.raises(BagTopicsError) as err:
         BagFrames(str(tmp_path / 'foreign'), BagTopics(), need=('ground_truth', 'echoes'))
     text = str(err.value)
     for missing in ('/image (image)', '/depth/ground_truth (ground_truth)', '/echoes (echoes)'):
         assert missing in text
-    for present in ('/imu [sensor_msgs/msg/Imu]', '/chatter [std_msgs/msg/String]',
+    for present in ('/chatter [std_msgs/msg/String]',
                     '/robot/camera/image_raw [sensor_msgs/msg/Image]'):
         assert present in text
 
@@ -226,6 +309,21 @@ def test_truncated_bag_keeps_the_frames_before_the_damage(tmp_path, storage, ext
         np.testing.assert_array_equal(f.rgb, src[i][1])
         np.testing.assert_array_equal(f.ground_truth, src[i][3])
     assert report.echo_info is not None
+
+
+def test_truncated_foreign_mcap_keeps_the_frames_before_the_damage(tmp_path):
+    """The salvage also works on an mcap file of the mcap project's writer (small chunks)."""
+    src = _frames(10, 24, 32)
+    # several chunks, as a long recording has: the damage leaves whole chunks before it
+    path = write_foreign_mcap_bag(str(tmp_path / 'foreign'), src, chunk_size=8192)
+    _truncate(path, 0.6)
+    frames, report = read_frames(str(tmp_path / 'foreign'), FOREIGN_TOPICS,
+                                 need=('ground_truth', 'echoes'))
+    assert report.damage and 'Salvaged' in report.damage
+    assert 3 <= len(frames) < 10
+    for f in frames:
+        i = [s[0] for s in src].index(f.stamp_ns)
+        np.testing.assert_array_equal(f.rgb, src[i][1])
 
 
 def test_unreadable_inputs_get_clear_errors(tmp_path):
