@@ -22,6 +22,7 @@ import time
 
 from avs_net_ros.eval.bagio import BagFrames, BagWriter
 from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, Variant
+from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 import numpy as np
 
@@ -61,7 +62,11 @@ def main(argv=None) -> int:
     p.add_argument('--workers', type=int, default=None,
                    help='frames the evaluation runs at once (default: EvalConfig.workers)')
     p.add_argument('--providers', nargs='+', default=['cpu'])
+    p.add_argument('--default-malloc', action='store_true',
+                   help="leave glibc's allocator settings alone (see runtime.memory)")
     args = p.parse_args(argv)
+    print('allocator: ' + ('glibc defaults' if args.default_malloc or not keep_freed_memory()
+                           else 'freed memory kept (runtime.memory)'))
     h, w = (int(v) for v in args.camera.split('x'))
     tmp = tempfile.mkdtemp(prefix='bench_eval_')
     if args.tiny_models:

@@ -13,6 +13,7 @@ import statistics
 import time
 
 from avs_net_ros.core.spectrogram import echo_spectrogram
+from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 import numpy as np
 
@@ -32,7 +33,11 @@ def main() -> None:
     p.add_argument('--threads', type=int, default=2, help='ONNX Runtime intra-op threads')
     p.add_argument('--repeats', type=int, default=30)
     p.add_argument('--providers', nargs='+', default=['cpu'])
+    p.add_argument('--default-malloc', action='store_true',
+                   help="leave glibc's allocator settings alone (see runtime.memory)")
     args = p.parse_args()
+    print('allocator: ' + ('glibc defaults' if args.default_malloc or not keep_freed_memory()
+                           else 'freed memory kept (runtime.memory)'))
     h, w = (int(v) for v in args.camera.split('x'))
     pipe = MetricDepthPipeline(args.avs, args.relative, args.providers,
                                intra_op_threads=args.threads)

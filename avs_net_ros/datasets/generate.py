@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.simulate import (acoustic_config, BASE_TIME, FRAME_PERIOD,
                                            LocationSimulator)
+from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.sim.families import family_from_dict, get_family, SceneFamily
 
 from tqdm import tqdm
@@ -192,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the generator command line."""
     args = _parser().parse_args(argv)
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     if args.family_config:
         with open(args.family_config) as f:
             data = yaml.safe_load(f) or {}

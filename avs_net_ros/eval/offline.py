@@ -10,16 +10,18 @@ model, the paper's tables are filled at ground-truth resolution:
 
 Each model runs once per frame (the relative map is paired with both the AV and the V M_p
 through ``MetricDepthPipeline.combine``, so every map is exactly what ``infer`` and the depth
-node produce). Frames are evaluated ``workers`` at a time, each model run on one ONNX Runtime
-thread: on CPU at batch 1 that gives more frames per second than intra-op threads (about 1.6x
-measured with two cores), and NumPy's resizing and scoring run in parallel too. Results are
-applied in frame order, so the tables do not depend on the number of workers. The bag is read
-in a background thread so reading and decoding overlap inference.
+node produce). Frames are evaluated by ``workers`` processes at a time, each model run on one
+ONNX Runtime thread: on CPU at batch 1 that gives more frames per second than intra-op threads,
+and NumPy's resizing and scoring (which do not scale over threads) run in parallel too.
+Results are applied in frame order, so the tables do not depend on the number of workers. The
+bag is read in a background thread so reading and decoding overlap inference.
 """
 
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+import multiprocessing
 import os
 import queue
 import threading
@@ -33,6 +35,7 @@ from avs_net_ros.eval.bagio import BagFrames, Frame, ReadReport
 from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED,
                                       ROW_RAW, Table)
 from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from avs_net_ros.runtime.session import DEFAULT_PROVIDERS, OnnxModel
 import numpy as np
@@ -65,8 +68,8 @@ class EvalConfig:
     panel_frames: Sequence[int] = ()       # frame indices to keep for PNG panels
     progress: bool = True
     prefetch: int = 4
-    # Frames evaluated at once (0 = all in the calling thread); ONNX Runtime and numpy release
-    # the GIL, so threads use every core.
+    # Worker processes evaluating frames at once (0 or 1 = in the calling process). Processes,
+    # not threads: the image-sized NumPy work runs slower in two threads than in one (GIL).
     workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
 
 
@@ -161,21 +164,28 @@ def _progress(total: Optional[int], enabled: bool, desc: str) -> Any:
 
 @dataclass
 class _FrameResult:
-    """What a worker computed for one frame; applied to the tables in frame order."""
+    """What was computed for one frame; applied to the tables in frame order.
+
+    ``scores`` holds (target, row, key, result): target ('table1', variant),
+    ('table2', variant, relative) or ('aide', variant, entry); key names the per-frame record.
+    """
 
     rec: Dict[str, Any]
-    scores: List[Tuple[Tuple[Any, ...], Any]] = field(default_factory=list)
+    scores: List[Tuple[Tuple[str, ...], str, str, Any]] = field(default_factory=list)
     panel: Optional[Panel] = None
     rejected: str = ''
     model_s: float = 0.0
     score_s: float = 0.0
 
 
-class OfflineEvaluator:
-    """Hold the pipelines of the variants and relative models; score frames into tables."""
+class FrameEvaluator:
+    """The models of every variant and relative model, and the scoring of one frame.
+
+    Runs in the calling process or in each worker process of ``OfflineEvaluator``.
+    """
 
     def __init__(self, variants: Sequence[Variant], relatives: Dict[str, str],
-                 config: EvalConfig = EvalConfig()) -> None:
+                 config: EvalConfig) -> None:
         """Load every model once with ONNX Runtime.
 
         Raises:
@@ -224,33 +234,9 @@ class OfflineEvaluator:
         contract = self.av[variants[0].name].avs.contract
         self.max_depth = float(config.max_depth or contract.max_depth)
         self.min_depth = float(config.min_depth)
-        self.table1 = {var.name: Table() for var in variants}
-        self.table2 = {var.name: {r: Table() for r in self.relatives} for var in variants}
-        self.aide = {var.name: {k: Aide() for k in [AIDE_MP, *self.relatives]}
-                     for var in variants}
-        self.per_frame: List[Dict[str, Any]] = []
-        self.rejected: Dict[str, int] = {}
-        self.panels: List[Panel] = []
-        self.model_s = 0.0
-        self.score_s = 0.0
-        self._workers = config.workers
-        self._pool = (ThreadPoolExecutor(self._workers, thread_name_prefix='evaluate')
-                      if self._workers > 0 else None)
-        self._pending: Deque[Future] = deque()
 
-    def add(self, frame: Frame, sample_rate: Optional[int]) -> None:
-        """Evaluate one frame (on a worker thread when there are workers).
-
-        At most two frames per worker are in flight, which bounds memory; finished frames are
-        applied to the tables in the order they were added.
-        """
-        if self._pool is None:
-            self._apply(self._evaluate(frame, sample_rate))
-            return
-        self._pending.append(self._pool.submit(self._evaluate, frame, sample_rate))
-        self._drain(len(self._pending) > 2 * self._workers)
-
-    def _evaluate(self, frame: Frame, sample_rate: Optional[int]) -> _FrameResult:
+    def evaluate(self, frame: Frame, sample_rate: Optional[int]) -> _FrameResult:
+        """Run the models on ``frame`` and score every map against its ground truth."""
         out = _FrameResult({'index': frame.index, 'stamp_ns': frame.stamp_ns})
         t0 = time.perf_counter()
         try:
@@ -260,83 +246,53 @@ class OfflineEvaluator:
             return out
         t1 = time.perf_counter()
         out.model_s = t1 - t0
-        jobs, maps = self._jobs(frame, preds, out.rec)
+        for n in self.av:
+            for r in self.relatives:
+                out.rec[f'{n}/{r}/scale_av'] = preds[n][r]['scale_av']
+                if 'scale_v' in preds[n][r]:
+                    out.rec[f'{n}/{r}/scale_v'] = preds[n][r]['scale_v']
         gt = GroundTruth.prepare(frame.ground_truth, self.max_depth)  # shared by every map
         kw = {'max_depth': self.max_depth, 'min_depth': self.min_depth}
-        for job in jobs:
-            if job[0] == 'm':
+        maps: Dict[str, np.ndarray] = {}
+        for target, row, key, pred in self._maps(preds, maps, frame.index):
+            if target[0] == 'aide':
+                res = aide_per_band(pred[0], pred[1], gt, **kw)
+            else:
                 try:
-                    res = depth_metrics(job[3], gt, **kw)
+                    res = depth_metrics(pred, gt, **kw)
                 except EmptyMaskError:
                     res = None
-            else:
-                res = aide_per_band(job[2], job[3], gt, **kw)
-            out.scores.append((job, res))
+            out.scores.append((target, row, key, res))
         if frame.index in self.config.panel_frames:
             out.panel = Panel(frame.index, frame.stamp_ns, frame.rgb, frame.ground_truth, maps)
         out.score_s = time.perf_counter() - t1
         return out
 
-    def _jobs(self, frame: Frame, preds: Dict[str, Dict[str, Any]], rec: Dict[str, Any]
-              ) -> Tuple[List[Tuple[Any, ...]], Dict[str, np.ndarray]]:
-        """List what to score: ('m', table, row, map, key) and ('a', aide, ov_map, av_map)."""
-        jobs: List[Tuple[Any, ...]] = []
-        maps: Dict[str, np.ndarray] = {}
+    def _maps(self, preds: Dict[str, Dict[str, Any]], panel: Dict[str, np.ndarray],
+              index: int) -> Iterator[Tuple[Tuple[str, ...], str, str, Any]]:
+        """Yield what to score: (target, row, per-frame key, map or (V map, AV map))."""
         for var in self.variants:
-            p = preds[var.name]
             n = var.name
-            jobs.append(('m', self.table1[n], ROW_MP_AV, p['mp_av'], f'{n}/{ROW_MP_AV}'))
+            p = preds[n]
+            yield ('table1', n), ROW_MP_AV, f'{n}/{ROW_MP_AV}', p['mp_av']
             if 'mp_v' in p:
-                jobs.append(('m', self.table1[n], ROW_MP_V, p['mp_v'], f'{n}/{ROW_MP_V}'))
-                jobs.append(('a', self.aide[n][AIDE_MP], p['mp_v'], p['mp_av']))
+                yield ('table1', n), ROW_MP_V, f'{n}/{ROW_MP_V}', p['mp_v']
+                yield ('aide', n, AIDE_MP), '', '', (p['mp_v'], p['mp_av'])
             for r in self.relatives:
                 for row in (ROW_RAW, ROW_BASELINE, ROW_PROPOSED):
                     if row in p[r]:
-                        jobs.append(('m', self.table2[n][r], row, p[r][row], f'{n}/{r}/{row}'))
-                rec[f'{n}/{r}/scale_av'] = p[r]['scale_av']
+                        yield ('table2', n, r), row, f'{n}/{r}/{row}', p[r][row]
                 if ROW_BASELINE in p[r]:
-                    rec[f'{n}/{r}/scale_v'] = p[r]['scale_v']
-                    jobs.append(('a', self.aide[n][r], p[r][ROW_BASELINE], p[r][ROW_PROPOSED]))
-            if frame.index in self.config.panel_frames and var is self.variants[0]:
-                maps[ROW_MP_AV] = p['mp_av']
+                    yield ('aide', n, r), '', '', (p[r][ROW_BASELINE], p[r][ROW_PROPOSED])
+            if index in self.config.panel_frames and var is self.variants[0]:
+                panel[ROW_MP_AV] = p['mp_av']
                 if 'mp_v' in p:
-                    maps[ROW_MP_V] = p['mp_v']
+                    panel[ROW_MP_V] = p['mp_v']
                 if self.relatives:
                     r0 = next(iter(self.relatives))
                     for row in (ROW_BASELINE, ROW_PROPOSED):
                         if row in p[r0]:
-                            maps[f'{r0} {row}'] = p[r0][row]
-        return jobs, maps
-
-    def _apply(self, res: _FrameResult) -> None:
-        if res.rejected:
-            self.rejected[res.rejected] = self.rejected.get(res.rejected, 0) + 1
-            return
-        for job, score in res.scores:
-            if job[0] == 'm':
-                job[1].add_metrics(job[2], score)
-                if score is not None:
-                    res.rec[job[4]] = {k: score[k] for k in ('abs_rel', 'delta1', 'rmse')}
-            else:
-                job[1].acc.add(score)
-        if res.panel is not None:
-            self.panels.append(res.panel)
-        self.model_s += res.model_s
-        self.score_s += res.score_s
-        self.per_frame.append(res.rec)
-
-    def _drain(self, block: bool) -> None:
-        while self._pending and (block or self._pending[0].done()):
-            self._apply(self._pending.popleft().result())
-            block = len(self._pending) > 2 * self._workers
-
-    def finish(self) -> None:
-        """Apply every frame still in flight and stop the worker threads."""
-        while self._pending:
-            self._drain(True)
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+                            panel[f'{r0} {row}'] = p[r0][row]
 
     def _predict(self, frame: Frame, sample_rate: Optional[int]) -> Dict[str, Dict[str, Any]]:
         # Every model runs once; ``combine`` pairs the maps as ``infer`` would, so each map is
@@ -374,6 +330,129 @@ class OfflineEvaluator:
             out[n] = p
         return out
 
+
+class EvaluationWorkerError(RuntimeError):
+    """A worker process of the offline evaluation died."""
+
+
+_WORKER: Optional[FrameEvaluator] = None
+
+
+def _worker_init(variants: Sequence[Variant], relatives: Dict[str, str],
+                 config: EvalConfig) -> None:
+    global _WORKER
+    keep_freed_memory()
+    _WORKER = FrameEvaluator(variants, relatives, config)
+
+
+def _worker_evaluate(frame: Frame, sample_rate: Optional[int]) -> _FrameResult:
+    return _WORKER.evaluate(frame, sample_rate)
+
+
+class OfflineEvaluator:
+    """Evaluate frames (here or in worker processes) and collect the tables in frame order."""
+
+    def __init__(self, variants: Sequence[Variant], relatives: Dict[str, str],
+                 config: EvalConfig = EvalConfig()) -> None:
+        """Load the models here (they are checked, and used when there are no workers).
+
+        Raises:
+            AvsInputError: no variant, duplicate names, or a model of the wrong kind.
+            ModelContractError / FileNotFoundError: from loading the models.
+
+        """
+        self.local = FrameEvaluator(variants, relatives, config)
+        self.config = config
+        self.variants = self.local.variants
+        self.relatives = self.local.relatives
+        self.max_depth, self.min_depth = self.local.max_depth, self.local.min_depth
+        self.table1 = {var.name: Table() for var in variants}
+        self.table2 = {var.name: {r: Table() for r in self.relatives} for var in variants}
+        self.aide = {var.name: {k: Aide() for k in [AIDE_MP, *self.relatives]}
+                     for var in variants}
+        self.per_frame: List[Dict[str, Any]] = []
+        self.rejected: Dict[str, int] = {}
+        self.panels: List[Panel] = []
+        self.model_s = 0.0
+        self.score_s = 0.0
+        self.workers = config.workers if config.workers > 1 else 0
+        self._pool: Optional[ProcessPoolExecutor] = None
+        self._pending: Deque[Future] = deque()
+        self.startup_s = 0.0
+
+    def add(self, frame: Frame, sample_rate: Optional[int]) -> None:
+        """Evaluate one frame, in a worker process when there are workers.
+
+        At most two frames per worker are in flight, which bounds memory; finished frames are
+        applied to the tables in the order they were added.
+        """
+        if not self.workers:
+            self._apply(self.local.evaluate(frame, sample_rate))
+            return
+        self.start_workers()
+        self._pending.append(self._pool.submit(_worker_evaluate, frame, sample_rate))
+        self._drain(len(self._pending) > 2 * self.workers)
+
+    def start_workers(self) -> float:
+        """Start the worker processes and wait until each has loaded the models.
+
+        Returns the seconds it took (0 when already started or without workers); ``add``
+        calls it when needed, ``evaluate_bag`` first, to time the frames alone.
+        """
+        if not self.workers or self._pool is not None:
+            return 0.0
+        t0 = time.perf_counter()
+        # spawn, not fork: ONNX Runtime's and rclpy's threads do not survive a fork
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context('spawn'),
+            initializer=_worker_init, initargs=(self.variants, self.relatives, self.config))
+        barrier = [self._pool.submit(time.sleep, 0.2) for _ in range(self.workers)]
+        for fut in barrier:
+            fut.result()
+        self.startup_s = time.perf_counter() - t0
+        return self.startup_s
+
+    def _apply(self, res: _FrameResult) -> None:
+        if res.rejected:
+            self.rejected[res.rejected] = self.rejected.get(res.rejected, 0) + 1
+            return
+        for target, row, key, score in res.scores:
+            if target[0] == 'aide':
+                self.aide[target[1]][target[2]].acc.add(score)
+                continue
+            table = (self.table1[target[1]] if target[0] == 'table1'
+                     else self.table2[target[1]][target[2]])
+            table.add_metrics(row, score)
+            if score is not None:
+                res.rec[key] = {k: score[k] for k in ('abs_rel', 'delta1', 'rmse')}
+        if res.panel is not None:
+            self.panels.append(res.panel)
+        self.model_s += res.model_s
+        self.score_s += res.score_s
+        self.per_frame.append(res.rec)
+
+    def _drain(self, block: bool) -> None:
+        while self._pending and (block or self._pending[0].done()):
+            try:
+                res = self._pending.popleft().result()
+            except BrokenProcessPool as e:
+                raise EvaluationWorkerError(
+                    f'an evaluation worker process died ({e}); out of memory? Evaluate in one '
+                    'process with workers=0 (avs_eval_bag --workers 0)') from e
+            self._apply(res)
+            block = len(self._pending) > 2 * self.workers
+
+    def finish(self) -> None:
+        """Apply every frame still in flight and stop the worker processes."""
+        try:
+            while self._pending:
+                self._drain(True)
+        finally:
+            if self._pool is not None:
+                self._pending.clear()
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
     def result(self, report: ReadReport, wall_s: float) -> EvalResult:
         """Collect the tables, AIDE and timing (applies any queued scores first)."""
         self.finish()
@@ -388,9 +467,10 @@ class OfflineEvaluator:
             res.table2[var.name] = {r: t.result() for r, t in self.table2[var.name].items()}
             res.aide[var.name] = {k: a.result() for k, a in self.aide[var.name].items()
                                   if a.acc.result()}
-        res.timing = {'wall_s': wall_s, 'workers': self._workers,
+        res.timing = {'wall_s': wall_s, 'workers': self.workers,
+                      'worker_startup_s': self.startup_s,
                       'intra_op_threads': self.config.intra_op_threads,
-                      # summed over the worker threads
+                      # summed over the worker processes
                       'models_s': self.model_s, 'scoring_s': self.score_s,
                       'frames_per_s': n / wall_s if wall_s > 0 else 0.0}
         return res
@@ -408,6 +488,7 @@ def evaluate_bag(path: str, variants: Sequence[Variant], relatives: Dict[str, st
     """
     evaluator = OfflineEvaluator(variants, relatives, config)
     try:
+        evaluator.start_workers()  # not part of the frames' timing (reported apart)
         return _run(evaluator, path, topics, config)
     finally:
         evaluator.finish()

@@ -107,6 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(show_arguments())
         return 0
     keep_local()
+    from avs_net_ros.runtime.memory import keep_freed_memory
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     import rclpy
     from avs_net_ros.ros.spin import spin_nodes
 

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from avs_net_ros.runtime.memory import keep_freed_memory
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -90,6 +91,7 @@ def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
     A node that cannot start (one of ``startup_errors``) is logged as fatal with its reason,
     and 1 is returned, so ``ros2 run`` and launch show why it exited.
     """
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     rclpy.init(args=args)
     try:
         node = factory()

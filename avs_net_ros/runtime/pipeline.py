@@ -241,13 +241,13 @@ class MetricDepthPipeline:
         map with several others do not resize it again; the result is the same.
         """
         t0 = time.perf_counter()
+        fit = None if rel_raw is None else self.fit(self._as_depth(rel_raw), m_p)
+        t1 = time.perf_counter()
         if pseudo_dense is None:
             pseudo_dense = self.to_camera(m_p, hw)
-        if rel_raw is None:
+        if fit is None:
             return DepthResult(pseudo_dense, pseudo_dense, None, 1.0, None,
-                               {'upsample': time.perf_counter() - t0})
-        fit = self.fit(self._as_depth(rel_raw), m_p)
-        t1 = time.perf_counter()
+                               {'upsample': time.perf_counter() - t1})
         if relative is None:
             relative = self.relative_to_camera(rel_raw, hw)
         return DepthResult(fit.apply(relative), pseudo_dense, relative, fit.scale, fit,

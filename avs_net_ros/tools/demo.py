@@ -526,6 +526,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--size', default='160x96', help='camera WIDTHxHEIGHT (the training size)')
     p.add_argument('--panels', type=int, default=4, help='frames in the PNG panel')
     args = p.parse_args(argv)
+    from avs_net_ros.runtime.memory import keep_freed_memory
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     try:
         width, height = (int(x) for x in args.size.lower().split('x'))
     except ValueError:

@@ -17,10 +17,11 @@ from typing import Dict, List, Optional
 
 from avs_net_ros.core.errors import AvsInputError, ModelContractError
 from avs_net_ros.eval.bagio import bag_topics
-from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, Variant
+from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, EvaluationWorkerError, Variant
 from avs_net_ros.eval.recorded import PREDICTION_ROLES, score_recorded
 from avs_net_ros.eval.report import write_report
 from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.runtime.memory import keep_freed_memory
 
 
 def _named(text: str, what: str) -> tuple:
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='ONNX Runtime threads per model run (0 = its default); frames run in '
                         'parallel instead, which is faster on CPU')
     m.add_argument('--workers', type=int, default=None,
-                   help='frames evaluated at once (default: the number of CPUs, at most 8)')
+                   help='worker processes evaluating frames at once (default: the number of '
+                        'CPUs, at most 8; 0 = in this process)')
     m.add_argument('--recorded', nargs='+', choices=PREDICTION_ROLES, default=None,
                    help='score these recorded prediction topics instead of running models')
     s = p.add_argument_group('scoring')
@@ -120,6 +122,7 @@ def panel_indices(bag: str, topics: BagTopics, count: int, key: str) -> List[int
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the evaluation and write the report; see the module docstring for exit codes."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     out = args.out or os.path.normpath(args.bag).rstrip(os.sep) + '_eval'
     topics = topics_from_args(args)
     try:
@@ -149,7 +152,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     raise AvsInputError(f'--workers must be 0 or more, got {args.workers}')
                 cfg.workers = args.workers
             res = evaluate_bag(args.bag, variants, relatives, topics, cfg)
-    except (AvsInputError, ModelContractError, FileNotFoundError, ValueError) as e:
+    except (AvsInputError, ModelContractError, FileNotFoundError, ValueError,
+            EvaluationWorkerError) as e:
         print(f'avs_eval_bag: error: {e}', file=sys.stderr)
         return 2
     files = write_report(res, out, title=f'Evaluation of {os.path.basename(args.bag)}')

@@ -23,6 +23,7 @@ from typing import List, Optional
 from avs_net_ros.core.errors import AvsInputError, ModelContractError
 from avs_net_ros.eval.report import write_report
 from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.runtime.memory import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from avs_net_ros.tools.eval_bag import panel_indices
 
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     out = args.out or os.path.normpath(args.bag).rstrip(os.sep) + '_replay'
     values = dict(BagTopics().__dict__)
     for k in values:

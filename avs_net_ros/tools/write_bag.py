@@ -17,6 +17,7 @@ from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.eval.bagio import BagWriter, STORAGES
 from avs_net_ros.eval.sources import batvision_frames, simulated_frames
 from avs_net_ros.eval.topics import BagTopics
+from avs_net_ros.runtime.memory import keep_freed_memory
 
 
 def _size(text: str) -> tuple:
@@ -76,6 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tqdm import tqdm
 
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # image-sized temporaries: see runtime.memory
     try:
         if args.source == 'sim':
             info, frames = simulated_frames(
