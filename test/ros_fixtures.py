@@ -69,12 +69,19 @@ class Collector:
 
     def __init__(self) -> None:
         self.msgs: List[Any] = []
+        self.times: List[float] = []  # time.monotonic() at arrival
         self.lock = threading.Lock()
 
     def __call__(self, msg: Any) -> None:
-        """Store ``msg``."""
+        """Store ``msg`` and when it came."""
         with self.lock:
             self.msgs.append(msg)
+            self.times.append(time.monotonic())
+
+    def timed(self) -> List[Any]:
+        """Return (arrival time, message) pairs so far."""
+        with self.lock:
+            return list(zip(self.times, self.msgs))
 
     def snapshot(self) -> List[Any]:
         """Return a copy of the messages so far."""
@@ -85,6 +92,7 @@ class Collector:
         """Forget the messages so far."""
         with self.lock:
             self.msgs.clear()
+            self.times.clear()
 
     def __len__(self) -> int:
         """Messages so far."""

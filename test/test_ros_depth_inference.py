@@ -175,6 +175,31 @@ def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, model
                               'visual_model')
 
 
+def test_frames_held_for_echo_wait_are_each_published_when_due(ros, node_factory):
+    """Without echoes, each held frame goes out echo_wait after it came, none dropped.
+
+    (The worker used to poll at echo_wait / 4; with frames closer than that, two fell due in
+    one poll and the older was dropped as stale.)
+    """
+    node = node_factory(echo_wait=0.4, echo_timeout=0.5)
+    rgb = half_dark_frame(5)
+    t0 = 300 * SEC
+    _send_image(ros, image_msg(rgb, t0), ros.out['metric'])  # discovery settled
+    sent = {}
+    for i in range(1, 11):  # 20 Hz, closer than echo_wait / 4 = 100 ms
+        msg = image_msg(rgb, t0 + i * SEC // 20)
+        ros.pubs['image'].publish(msg)
+        sent[stamp_to_ns(msg.header.stamp)] = time.monotonic()
+        time.sleep(0.05)
+    wait_for(lambda: all(_finder(ros.out['metric'], s)() for s in sent), 10,
+             'an output for each of the 10 frames')
+    assert node.counters['dropped_frames'] == 0
+    got = {stamp_to_ns(m.header.stamp): t for t, m in ros.out['metric'].timed()
+           if stamp_to_ns(m.header.stamp) in sent}
+    held = [got[s] - sent[s] for s in sent]
+    assert min(held) >= 0.39 and max(held) < 0.8
+
+
 def test_bad_echoes_are_rejected_and_the_node_keeps_running(ros, node_factory):
     node = node_factory(echo_wait=0.0)
     _set_info(ros, node)

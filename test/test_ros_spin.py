@@ -57,6 +57,22 @@ def test_worker_polls_with_a_period_and_survives_a_failing_job():
         WakeableWorker(job, 'bad', period=0.0)
 
 
+def test_worker_runs_again_when_the_job_asks():
+    calls = []
+
+    def job():  # like depth_inference: "a held frame falls due in 50 ms"
+        calls.append(time.monotonic())
+        return 0.05 if len(calls) < 3 else None
+
+    w = WakeableWorker(job, 'test deadline')
+    w.start()
+    w.wake()
+    wait_for(lambda: len(calls) == 3, 5, 'two runs without a wake')
+    time.sleep(0.2)
+    assert w.stop() and len(calls) == 3
+    assert 0.04 <= calls[1] - calls[0] and 0.04 <= calls[2] - calls[1]
+
+
 @pytest.mark.slow
 def test_each_node_spins_on_its_own_thread_and_takes_every_message():
     from rclpy.node import Node

@@ -200,11 +200,9 @@ class DepthInferenceNode(Node):
         self.pub_scale = self.create_publisher(Float32, 'depth/scale', _OUT_QOS)
         self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', _OUT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        # Frames held for echo_wait are released by the worker polling at a quarter of it.
-        self._worker = WakeableWorker(
-            self._work, 'depth_inference worker',
-            period=max(0.005, p['echo_wait'] / 4) if p['echo_wait'] > 0 else None,
-            on_error=self._on_worker_error)
+        # the worker also runs when a frame held for echo_wait falls due (_work says when)
+        self._worker = WakeableWorker(self._work, 'depth_inference worker',
+                                      on_error=self._on_worker_error)
         self._worker.start()
         self.create_timer(p['diagnostics_period'], self.publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -316,7 +314,8 @@ class DepthInferenceNode(Node):
                 jobs.append(pair)
         return jobs
 
-    def _work(self) -> None:
+    def _work(self) -> Optional[float]:
+        """Process what is due; return the seconds until the next held frame falls due."""
         for image, echo in self._take_jobs():
             try:
                 rgb = image_to_rgb(image)
@@ -335,6 +334,11 @@ class DepthInferenceNode(Node):
                 continue
             self.last_inference_ms = (time.perf_counter() - start) * 1e3
             self._publish(image, out, echo is not None)
+        with self._lock:
+            if not self._frames:
+                return None
+            oldest = min(arrived for _, arrived in self._frames.values())
+        return oldest + self.params['echo_wait'] - time.monotonic()
 
     def _publish(self, image: Image, out: DepthOutput, echo_frame: bool) -> None:
         header = header_copy(image.header)

@@ -14,11 +14,14 @@ class WakeableWorker:
     """Run ``job()`` on a thread of its own after each ``wake()``, and every ``period`` s.
 
     Wakes that arrive while ``job`` runs are folded into one more run, so ``job`` must take
-    everything that is pending (it is never called concurrently with itself). An exception
-    from ``job`` goes to ``on_error`` and the thread carries on.
+    everything that is pending (it is never called concurrently with itself). ``job`` may
+    return the seconds after which it wants to run again without a wake (e.g. when a held
+    item falls due); None means ``period``. An exception from ``job`` goes to ``on_error`` and
+    the thread carries on.
     """
 
-    def __init__(self, job: Callable[[], None], name: str, period: Optional[float] = None,
+    def __init__(self, job: Callable[[], Optional[float]], name: str,
+                 period: Optional[float] = None,
                  on_error: Optional[Callable[[BaseException], None]] = None) -> None:
         """Prepare the thread (``start`` starts it); ``period`` None = only when woken."""
         if period is not None and period <= 0:
@@ -56,15 +59,20 @@ class WakeableWorker:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        timeout = self._period
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._woken or self._stopping, self._period)
+                self._cond.wait_for(lambda: self._woken or self._stopping, timeout)
                 if self._stopping:
                     return
                 self._woken = False
+            timeout = self._period
             try:
-                self._job()
+                again = self._job()
             except Exception as e:  # noqa: B902 - a worker must outlive a failed job
                 if self._on_error is None:
                     raise
                 self._on_error(e)
+                continue
+            if again is not None:
+                timeout = max(0.0, float(again))
