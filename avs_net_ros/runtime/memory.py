@@ -3,9 +3,9 @@
 glibc's malloc serves blocks above its mmap threshold (dynamic, 128 KiB to 32 MiB) with fresh
 ``mmap`` pages and hands freed heap tops back to the kernel, so each camera-sized temporary
 (a 480x640 float64 map is 2.4 MiB) is paid for again in page faults. Measured here on the
-metrics of one 480x640 map: 6.2 ms per call with the default settings, 2.5 ms with freed
-memory kept (``benchmarks/bench_eval_offline.py --default-malloc`` shows the effect on a
-whole evaluation). The cost is that a process keeps its peak heap instead of shrinking.
+metrics of one 480x640 map (``benchmarks/bench_metrics.py``): 6.7 ms per call with the default
+settings, 2.8 ms with freed memory kept. The cost is that a process keeps its peak heap
+instead of shrinking.
 
 ``keep_freed_memory`` is called by the package's entry points (the nodes, bringup and the
 command-line tools), not on import. It leaves the allocator alone when the environment already
