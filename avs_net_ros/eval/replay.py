@@ -33,6 +33,9 @@ from rosbags.rosbag2 import Reader
 OUTPUTS = {'metric': IMAGE_TYPE, 'pseudo_dense': IMAGE_TYPE, 'relative': IMAGE_TYPE,
            'scale': 'std_msgs/msg/Float32'}
 DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
+#: Seconds ``ros2 bag play`` waits before playing, so that the node has matched its new
+#: publishers before the first best-effort frame (it took 2.4 s here between processes).
+ROS2_PLAY_DELAY_S = 4.0
 #: What depth_inference logs when echoes/info reaches it (see DepthInferenceNode).
 INFO_RECEIVED_LOG = '[depth_inference]: echo info: '
 
@@ -254,17 +257,18 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
         # Our publishers seeing the node's subscriptions does not mean the node's side has
         # matched ours yet (best-effort camera data sent before that is lost): wait until the
-        # node logs that the latched echoes/info reached it. (Not its diagnostics: with
-        # use_sim_time its timers only run once /clock moves, i.e. during playback.)
+        # node logs that the latched echoes/info reached it.
         if player.publish_latched():
             graph.wait_until(lambda: _log_has(log_path, INFO_RECEIVED_LOG), startup_timeout,
                              f'log receiving {tp.echo_info}')
         time.sleep(0.5)
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
             played = time.monotonic()
+            # --delay: its new publishers must be matched before the first best-effort frame
             subprocess.run([ros2, 'bag', 'play', path, '--clock', '--rate', str(rate),
+                            '--delay', str(ROS2_PLAY_DELAY_S), '--disable-keyboard-controls',
                             '--topics', *play_topics], env=env, check=True)
-            wall = time.monotonic() - played
+            wall = time.monotonic() - played - ROS2_PLAY_DELAY_S
             player.sent = {t: {} for t in player.sent}
         else:
             with tqdm(total=len(player.messages), desc='replay', unit='msg',
