@@ -108,6 +108,10 @@ def test_replay_through_the_ros2_cli_path(tmp_path, model_set, monkeypatch):
     assert call[:3] == ['bag', 'play', bag] and '--clock' in call and '--delay' in call
     s = live.system
     assert s['player'] == 'ros2 bag play'
-    assert s['metric_outputs'] == 3 and s['dropped_frames'] == 0
     assert s['latency_ms_median'] is None  # not measurable through another player
-    assert live.frames_scored == 3
+    # A player process that exits right after its last message can lose that best-effort
+    # frame (seen once in 17 runs, with the node's frames_in at 2): it must then be counted.
+    stamps = sorted(r['stamp_ns'] for r in live.per_frame)
+    assert s['metric_outputs'] in (2, 3) and s['dropped_frames'] == 3 - s['metric_outputs']
+    assert stamps == [1_000_000_000, 1_200_000_000, 1_400_000_000][:len(stamps)]
+    assert live.frames_scored == s['metric_outputs']
