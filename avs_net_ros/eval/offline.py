@@ -217,18 +217,20 @@ class FrameEvaluator:
         self.v: Dict[str, MetricDepthPipeline] = {}
         self.av_rel: Dict[str, Dict[str, MetricDepthPipeline]] = {}
         self.v_rel: Dict[str, Dict[str, MetricDepthPipeline]] = {}
+
+        def avs_net(var: Variant, path: str, kind: str) -> OnnxModel:
+            model = load(path, (KIND_AV, KIND_V))
+            if model.contract.kind != kind:
+                raise AvsInputError(f'variant {var.name}: {path} is a {model.contract.kind} '
+                                    f'model, expected {kind}')
+            return model
+
         for var in variants:
-            av = load(var.av, (KIND_AV, KIND_V))
-            if av.contract.kind != KIND_AV:
-                raise AvsInputError(f'variant {var.name}: {var.av} is a {av.contract.kind} '
-                                    f'model, expected {KIND_AV}')
+            av = avs_net(var, var.av, KIND_AV)
             self.av[var.name] = pipe(av)
             self.av_rel[var.name] = {r: pipe(av, m) for r, m in rel_models.items()}
             if var.v:
-                v = load(var.v, (KIND_AV, KIND_V))
-                if v.contract.kind != KIND_V:
-                    raise AvsInputError(f'variant {var.name}: {var.v} is a {v.contract.kind} '
-                                        f'model, expected {KIND_V}')
+                v = avs_net(var, var.v, KIND_V)
                 self.v[var.name] = pipe(v)
                 self.v_rel[var.name] = {r: pipe(v, m) for r, m in rel_models.items()}
         contract = self.av[variants[0].name].avs.contract

@@ -80,12 +80,12 @@ class DepthEngine:
             raise AvsInputError(f'the fallback model {visual.avs.path} takes echoes; it must '
                                 'be a visual-only (avs_v) model')
         self.pipeline = pipeline
-        self.visual = visual
         if visual is not None and pipeline.relative is not None:
             # the V baseline scales the same relative map: share that session, not load twice
-            visual.relative = pipeline.relative
-            visual.relative_output = pipeline.relative_output
-            visual.scale_method = pipeline.scale_method
+            visual = MetricDepthPipeline(visual.avs, pipeline.relative,
+                                         scale_method=pipeline.scale_method,
+                                         relative_output=pipeline.relative_output)
+        self.visual = visual
         self.fallback = fallback
         self.echo_timeout = float(echo_timeout)
         self.filter = ScaleFilter(time_constant, max_jump, outlier_patience, echo_timeout)
