@@ -5,8 +5,9 @@ only ``ros2 bag play`` with the options of rosbag2's play verb that the replay u
 declared as rosbag2 declares it (an unknown option exits 2, as argparse does there), records
 its argument vector in ``$FAKE_ROS2_LOG``, and plays the bag with the package's own player
 (``avs_net_ros.eval.player.BagPlayer``) at the requested rate, publishing /clock at the
-requested frequency after the requested delay. It shows that the replay's call is
-well-formed and that its ros2 branch works end to end; it does not test rosbag2's player.
+requested frequency after the requested delay, and waits for acknowledgements as asked. It
+shows that the replay's call is well-formed and that its ros2 branch works end to end; it does
+not test rosbag2's player.
 """
 
 import argparse
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--clock', type=_positive_float, nargs='?', const=40, default=0)
     p.add_argument('-d', '--delay', type=_positive_float, default=0.0)
     p.add_argument('--disable-keyboard-controls', action='store_true')
+    p.add_argument('--wait-for-all-acked', type=int, default=-1)
     return p
 
 
@@ -44,8 +46,9 @@ def main(argv=None) -> int:
         print(f'fake ros2: only "bag play" is implemented, got {argv[:2]}', file=sys.stderr)
         return 2
     args = _parser().parse_args(argv[2:])
-    import rclpy
     from avs_net_ros.eval.player import BagPlayer
+    import rclpy
+    from rclpy.duration import Duration
 
     rclpy.init()
     node = rclpy.create_node('rosbag2_player')
@@ -54,6 +57,11 @@ def main(argv=None) -> int:
                            clock_hz=args.clock)
         time.sleep(args.delay)
         player.play()
+        if args.wait_for_all_acked >= 0:  # as rosbag2: reliable publishers only, 0 = forever
+            timeout = (Duration(nanoseconds=-1) if args.wait_for_all_acked == 0
+                       else Duration(nanoseconds=args.wait_for_all_acked * 1_000_000))
+            for pub in player.publishers.values():
+                pub.wait_for_all_acked(timeout)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

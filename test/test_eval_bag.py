@@ -375,6 +375,43 @@ def test_pairer_counts_failures_unused_and_duplicates():
     assert p.stats.unused == {'gt': 2}
 
 
+def test_pairer_leaves_out_an_optional_role_that_has_no_message():
+    """An optional role joins when it has the stamp and is left out once it moved past."""
+    p = StampPairer('metric', ['gt', 'pseudo'], horizon_ns=10, optional=['pseudo'])
+    assert p.add('metric', 100, 'm100') == [] and p.add('gt', 100, 'g100') == []
+    assert p.add('metric', 105, 'm105') == [] and p.add('gt', 105, 'g105') == []
+    # pseudo 105 arrives: 105 is complete; 100 waits, pseudo has not moved 10 past it yet
+    assert p.add('pseudo', 105, 'p105') == [(105, {'metric': 'm105', 'gt': 'g105',
+                                                   'pseudo': 'p105'})]
+    assert p.add('pseudo', 111, 'p111') == [(100, {'metric': 'm100', 'gt': 'g100'})]
+    # at the end, a key still waiting for an optional role is emitted without it
+    assert p.add('metric', 120, 'm120') == [] and p.add('gt', 120, 'g120') == []
+    assert p.finish() == [(120, {'metric': 'm120', 'gt': 'g120'})]
+    assert p.stats.paired == 3 and p.stats.failures == 0 and p.stats.unused == {'pseudo': 1}
+    with pytest.raises(ValueError, match='optional roles'):
+        StampPairer('metric', ['gt'], optional=['pseudo'])
+
+
+def test_recorded_frames_without_an_optional_prediction_are_still_scored(tmp_path):
+    """A replay frame published without pseudo_dense (fallback) is scored on metric."""
+    from avs_net_ros.eval.recorded import score_recorded
+
+    path = str(tmp_path / 'rec')
+    gt = np.full((4, 6), 2.0, np.float32)
+    with BagWriter(path) as w:
+        for i in range(3):
+            preds = {'metric': gt * np.float32(1.1)}
+            if i != 1:  # the middle frame had no echo
+                preds['pseudo_dense'] = gt
+            w.write_frame(1_000_000_000 * (i + 1), np.zeros((4, 6, 3), np.uint8), None, gt,
+                          predictions=preds)
+    res = score_recorded(path, ['metric', 'pseudo_dense'], progress=False)
+    assert res.frames_scored == 3 and res.bag.pairing.failures == 0
+    assert res.recorded['metric']['frames'] == 3
+    assert res.recorded['pseudo_dense']['frames'] == 2
+    assert res.recorded['metric']['abs_rel'] == pytest.approx(0.1, rel=1e-6)
+
+
 def test_pairer_slop_takes_the_nearest_partner():
     """With a tolerance the nearest stamp within it is taken and the offset recorded."""
     p = StampPairer('image', ['gt'], slop_ns=5)

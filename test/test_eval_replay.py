@@ -106,11 +106,13 @@ def test_replay_through_the_ros2_cli_path(tmp_path, model_set, monkeypatch):
                       progress=False, settle_s=2.0)
     (call,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert call[:3] == ['bag', 'play', bag] and '--clock' in call and '--delay' in call
+    assert '--wait-for-all-acked' in call
     s = live.system
     assert s['player'] == 'ros2 bag play'
     assert s['latency_ms_median'] is None  # not measurable through another player
     # A player process that exits right after its last message can lose that best-effort
-    # frame (seen once in 17 runs, with the node's frames_in at 2): it must then be counted.
+    # frame (seen once in 17 runs, with the node's frames_in at 2; --wait-for-all-acked
+    # covers only the reliable echoes): it must then be counted.
     stamps = sorted(r['stamp_ns'] for r in live.per_frame)
     assert s['metric_outputs'] in (2, 3) and s['dropped_frames'] == 3 - s['metric_outputs']
     assert stamps == [1_000_000_000, 1_200_000_000, 1_400_000_000][:len(stamps)]

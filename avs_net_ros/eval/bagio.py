@@ -169,7 +169,8 @@ class BagFrames:
             raise
         self.available = available
         self.pairer = StampPairer(key, [r for r in roles if r != key and r in self.found],
-                                  int(round(slop_s * 1e9)), int(round(horizon_s * 1e9)))
+                                  int(round(slop_s * 1e9)), int(round(horizon_s * 1e9)),
+                                  optional=[r for r in self.want if r in self.found])
         self.report = ReadReport(path, dict(self.found), {}, self.pairer.stats, damage=damage)
         self.report.duration_s = self._reader.duration / 1e9 if self._reader.duration else 0.0
         self.report.echo_info = self._read_echo_info()
@@ -237,7 +238,9 @@ class BagFrames:
             for stamp_ns, group in self.pairer.add(role, stamp, msg):
                 yield self._frame(index, stamp_ns, group)
                 index += 1
-        self.pairer.finish()
+        for stamp_ns, group in self.pairer.finish():
+            yield self._frame(index, stamp_ns, group)
+            index += 1
 
     def _frame(self, index: int, stamp_ns: int, group: Mapping[str, Any]) -> Frame:
         f = Frame(index, stamp_ns)

@@ -3,8 +3,9 @@
 Messages arrive in bag (receive) order, which may differ from stamp order and between topics.
 Each message of the key role waits until every other role has a message with the same stamp
 (or one within ``slop_ns``, nearest first). A key message is given up as a pairing failure
-once a missing role has moved more than ``horizon_ns`` past it; other messages that no key
-message can take any more are dropped as unused.
+once a required role has moved more than ``horizon_ns`` past it; an optional role that has
+(or the end of the bag) is left out of the group instead. Other messages that no key message
+can take any more are dropped as unused.
 """
 
 from bisect import bisect_left, insort
@@ -75,12 +76,20 @@ class StampPairer:
     """Group one message of each role around each key-role message by header stamp."""
 
     def __init__(self, key: str, others: Sequence[str], slop_ns: int = 0,
-                 horizon_ns: int = 2_000_000_000) -> None:
-        """Pair ``key`` messages with one message of each of ``others``."""
+                 horizon_ns: int = 2_000_000_000, optional: Sequence[str] = ()) -> None:
+        """Pair ``key`` messages with one message of each of ``others``.
+
+        Roles in ``optional`` (a subset of ``others``) join a group when they have a message
+        for its stamp, and are left out when they have none.
+        """
         if slop_ns < 0 or horizon_ns < 0:
             raise ValueError('slop and horizon must be >= 0')
         self.key = key
         self.others = list(others)
+        self.optional = set(optional)
+        if not self.optional <= set(self.others):
+            raise ValueError(f'optional roles {sorted(self.optional - set(self.others))} are '
+                             f'not among {self.others}')
         self.slop = int(slop_ns)
         self.horizon = int(horizon_ns)
         self.stats = PairingStats()
@@ -102,20 +111,30 @@ class StampPairer:
         self._expire(final=False)
         return out
 
-    def finish(self) -> None:
-        """Count what is still waiting as unpaired/unused (end of the bag)."""
-        self._match()
-        self._expire(final=True)
+    def finish(self) -> List[Tuple[int, Dict[str, Any]]]:
+        """End of the bag: return the groups still completable (optional roles left out).
 
-    def _match(self) -> List[Tuple[int, Dict[str, Any]]]:
+        What is still waiting after that is counted as unpaired or unused.
+        """
+        out = self._match(final=True)
+        self._expire(final=True)
+        return out
+
+    def _gone(self, role: str, stamp: int, final: bool) -> bool:
+        """Whether ``role`` can no longer bring a message for ``stamp``."""
+        latest = self._streams[role].latest
+        return final or (latest is not None and latest > stamp + self.slop + self.horizon)
+
+    def _match(self, final: bool = False) -> List[Tuple[int, Dict[str, Any]]]:
         out = []
         for stamp in list(self._keys.stamps):
             found = {}
             for r, s in self._streams.items():
                 m = s.nearest(stamp, self.slop)
-                if m is None:
+                if m is not None:
+                    found[r] = m
+                elif r not in self.optional or not self._gone(r, stamp, final):
                     break
-                found[r] = m
             else:
                 group = {self.key: self._keys.pop(stamp)}
                 for r, m in found.items():
@@ -127,10 +146,9 @@ class StampPairer:
 
     def _expire(self, final: bool) -> None:
         for stamp in list(self._keys.stamps):
-            missing = [r for r, s in self._streams.items() if s.nearest(stamp, self.slop) is None]
-            gone = [r for r in missing if final or (
-                self._streams[r].latest is not None
-                and self._streams[r].latest > stamp + self.slop + self.horizon)]
+            missing = [r for r, s in self._streams.items() if s.nearest(stamp, self.slop) is None
+                       and r not in self.optional]
+            gone = [r for r in missing if self._gone(r, stamp, final)]
             if gone:
                 self._keys.pop(stamp)
                 self.stats.unpaired += 1

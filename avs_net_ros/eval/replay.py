@@ -264,10 +264,12 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         time.sleep(0.5)
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
             played = time.monotonic()
-            # --delay: its new publishers must be matched before the first best-effort frame
+            # --delay: its new publishers must be matched before the first best-effort frame;
+            # --wait-for-all-acked: it must not exit before the reliable echoes are delivered
             subprocess.run([ros2, 'bag', 'play', path, '--clock', '--rate', str(rate),
-                            '--delay', str(ROS2_PLAY_DELAY_S), '--disable-keyboard-controls',
-                            '--topics', *play_topics], env=env, check=True)
+                            '--delay', str(ROS2_PLAY_DELAY_S), '--wait-for-all-acked', '3000',
+                            '--disable-keyboard-controls', '--topics', *play_topics],
+                           env=env, check=True)
             wall = time.monotonic() - played - ROS2_PLAY_DELAY_S
             player.sent = {t: {} for t in player.sent}
         else:
