@@ -200,6 +200,24 @@ def test_frames_held_for_echo_wait_are_each_published_when_due(ros, node_factory
     assert min(held) >= 0.39 and max(held) < 0.8
 
 
+def test_a_failing_model_run_is_reported_and_the_node_keeps_running(ros, node_factory):
+    """An unexpected error in inference (injected here) is counted and logged; next frames go."""
+    node = node_factory(echo_timeout=0.5)
+    rgb = half_dark_frame(2)
+    real = node.engine.on_frame
+
+    def fail(*args):
+        raise RuntimeError('injected: out of device memory')
+
+    node.engine.on_frame = fail
+    publish_until(ros.pubs['image'], image_msg(rgb, 400 * SEC),
+                  lambda: node.counters['worker_errors'] >= 1, what='the failure to be counted')
+    status = _diag(ros, lambda s: _values(s).get('worker_errors', '0') != '0')
+    assert 'inference failed: RuntimeError: injected' in _values(status)['last_error']
+    node.engine.on_frame = real
+    _send_image(ros, image_msg(rgb, 401 * SEC), ros.out['metric'])  # still working
+
+
 def test_bad_echoes_are_rejected_and_the_node_keeps_running(ros, node_factory):
     node = node_factory(echo_wait=0.0)
     _set_info(ros, node)
