@@ -5,6 +5,8 @@ The networks are tiny and deterministic so that tests can recompute their output
 - AVS-Net stand-in: depth = min_depth + softplus(conv(normalised image)) * echo_gain, where
   echo_gain = 1 + mean(spectrogram) for the AV kind and 1 for the V kind.
 - Relative stand-in: the same conv on the image, as depth or disparity.
+- Masked relative stand-in: disparity 0 (no depth) where the red channel is below 0.5, so
+  tests can check that invalid pixels come out as NaN.
 
 They are not AVS-Net; they exist to test the runtime, the nodes and the tools against real
 ONNX Runtime sessions with real contract metadata.
@@ -91,8 +93,22 @@ def build_relative_model(path: str, output: str = 'depth', image_size=(24, 40)) 
                    contract.to_metadata(), path)
 
 
+class RedDisparity(nn.Module):
+    """Disparity 4 * max(red - 0.5, 0): zero, i.e. no depth, where red < 0.5."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.relu(image[:, :1] - 0.5) * 4.0 + image[:, 1:2] * 0.0
+
+
+def build_masked_relative_model(path: str, image_size=(24, 40)) -> str:
+    """Export the masked relative stand-in (``RedDisparity``, output disparity) to ``path``."""
+    contract = ModelContract(KIND_RELATIVE, tuple(image_size), relative_output='disparity')
+    return _export(RedDisparity(), (torch.rand(1, 3, *image_size),), (IMAGE_INPUT,),
+                   RELATIVE_OUTPUT, contract.to_metadata(), path)
+
+
 def build_model_set(folder: str) -> Dict[str, str]:
-    """Build AV, V and relative (depth and disparity) models in ``folder``."""
+    """Build AV, V and relative (depth, disparity, masked) models in ``folder``."""
     os.makedirs(folder, exist_ok=True)
     return {
         'av': build_avs_model(os.path.join(folder, 'avs_av.onnx'), KIND_AV),
@@ -100,4 +116,5 @@ def build_model_set(folder: str) -> Dict[str, str]:
         'relative': build_relative_model(os.path.join(folder, 'relative.onnx')),
         'relative_disparity': build_relative_model(
             os.path.join(folder, 'relative_disparity.onnx'), 'disparity'),
+        'masked': build_masked_relative_model(os.path.join(folder, 'relative_masked.onnx')),
     }

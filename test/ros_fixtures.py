@@ -213,35 +213,6 @@ def wait_matched(pub: Any, count: int = 1, timeout: float = 10.0) -> None:
 SENSOR_QOS = qos_profile_sensor_data
 
 
-def build_masked_relative_model(path: str, image_size=(24, 40)) -> str:
-    """Export a relative model whose disparity is 0 where the red channel is below 0.5.
-
-    Zero disparity has no depth, so the metric map gets NaN there: the tests can check that
-    invalid pixels are published as NaN. Torch is only imported here (tests only).
-    """
-    import onnx
-    import torch
-
-    from avs_net_ros.core.contract import IMAGE_INPUT, KIND_RELATIVE, ModelContract, \
-        RELATIVE_OUTPUT
-
-    class RedDisparity(torch.nn.Module):
-        def forward(self, image):
-            return torch.relu(image[:, :1] - 0.5) * 4.0 + image[:, 1:2] * 0.0
-
-    torch.onnx.export(RedDisparity().eval(), (torch.rand(1, 3, *image_size),), path,
-                      input_names=[IMAGE_INPUT], output_names=[RELATIVE_OUTPUT],
-                      dynamic_axes={IMAGE_INPUT: {0: 'batch'}, RELATIVE_OUTPUT: {0: 'batch'}},
-                      opset_version=17, dynamo=False)
-    model = onnx.load(path)
-    meta = ModelContract(KIND_RELATIVE, tuple(image_size), relative_output='disparity')
-    for k, v in meta.to_metadata().items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(model, path)
-    return path
-
-
 def half_dark_frame(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
     """Return a frame whose left half has red < 0.5 (no depth from the masked model)."""
     rgb = make_frame(seed, height, width)

@@ -14,7 +14,7 @@ from avs_net_ros.ros.conversions import image_to_array, stamp_to_ns
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from ros_fixtures import build_masked_relative_model, ROOT, ros_env, RosHarness, wait_for
+from ros_fixtures import ROOT, ros_env, RosHarness, wait_for
 from sensor_msgs.msg import Image
 
 DOMAIN = 92
@@ -22,7 +22,7 @@ DOMAIN = 92
 
 @pytest.fixture(scope='module')
 def graph(model_set, tmp_path_factory):
-    masked = build_masked_relative_model(str(tmp_path_factory.mktemp('m') / 'r.onnx'))
+    masked = model_set['masked']
     h = RosHarness(DOMAIN)
     out = {
         'image': h.collect(Image, '/camera/image'),

@@ -8,20 +8,13 @@ from avs_net_ros.ros.depth_engine import (DepthEngine, SOURCE_ECHO, SOURCE_FILTE
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 import numpy as np
 import pytest
-from ros_fixtures import build_masked_relative_model, half_dark_frame, make_echo, make_frame
+from ros_fixtures import half_dark_frame, make_echo, make_frame
 
 SR = 44100
 
 
-@pytest.fixture(scope='module')
-def models(model_set, tmp_path_factory):
-    out = dict(model_set)
-    out['masked'] = build_masked_relative_model(str(tmp_path_factory.mktemp('m') / 'r.onnx'))
-    return out
-
-
-def _pipe(models, avs='av', relative='masked'):
-    return MetricDepthPipeline(models[avs], models[relative] if relative else None,
+def _pipe(model_set, avs='av', relative='masked'):
+    return MetricDepthPipeline(model_set[avs], model_set[relative] if relative else None,
                                providers=['cpu'])
 
 
@@ -30,9 +23,9 @@ def _nan_equal(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
 
 
-def test_echo_frame_equals_pipeline_and_frames_between_use_its_scale(models):
-    pipe = _pipe(models)
-    eng = DepthEngine(pipe, _pipe(models, 'v', None), echo_timeout=1.0)
+def test_echo_frame_equals_pipeline_and_frames_between_use_its_scale(model_set):
+    pipe = _pipe(model_set)
+    eng = DepthEngine(pipe, _pipe(model_set, 'v', None), echo_timeout=1.0)
     rgb, echo = half_dark_frame(1), make_echo(1)
     out = eng.on_echo(rgb, echo, SR, 10.0)
     ref = pipe.infer(rgb, echo, SR)
@@ -53,10 +46,10 @@ def test_echo_frame_equals_pipeline_and_frames_between_use_its_scale(models):
     assert eng.on_frame(rgb, 10.6).scale == pytest.approx(want, rel=1e-9)
 
 
-def test_visual_fallback_before_the_first_echo_and_after_timeout(models):
-    pipe = _pipe(models)
-    visual = _pipe(models, 'v', 'masked')
-    eng = DepthEngine(pipe, _pipe(models, 'v', None), echo_timeout=0.5)
+def test_visual_fallback_before_the_first_echo_and_after_timeout(model_set):
+    pipe = _pipe(model_set)
+    visual = _pipe(model_set, 'v', 'masked')
+    eng = DepthEngine(pipe, _pipe(model_set, 'v', None), echo_timeout=0.5)
     rgb = half_dark_frame(3)
     out = eng.on_frame(rgb, 1.0)
     assert out.source == SOURCE_VISUAL and eng.echo_stale(1.0)
@@ -69,8 +62,8 @@ def test_visual_fallback_before_the_first_echo_and_after_timeout(models):
     assert 'fallback' in eng.status(2.6) and eng.status(2.6)['echo_age_s'] == '0.600'
 
 
-def test_last_scale_and_none_fallbacks(models):
-    pipe = _pipe(models)
+def test_last_scale_and_none_fallbacks(model_set):
+    pipe = _pipe(model_set)
     eng = DepthEngine(pipe, fallback='last_scale', echo_timeout=0.5)
     rgb = half_dark_frame(4)
     assert eng.on_frame(rgb, 0.0).metric is None  # no scale ever seen
@@ -84,27 +77,27 @@ def test_last_scale_and_none_fallbacks(models):
     assert none.on_frame(rgb, 1.6).metric is None
 
 
-def test_without_relative_model_metric_is_pseudo_dense_on_echo_frames_only(models):
-    pipe = _pipe(models, relative=None)
-    eng = DepthEngine(pipe, _pipe(models, 'v', None))
+def test_without_relative_model_metric_is_pseudo_dense_on_echo_frames_only(model_set):
+    pipe = _pipe(model_set, relative=None)
+    eng = DepthEngine(pipe, _pipe(model_set, 'v', None))
     rgb = make_frame(5)
     out = eng.on_echo(rgb, make_echo(5), SR, 1.0)
     np.testing.assert_array_equal(out.metric, pipe.pseudo_dense(rgb, make_echo(5), SR))
     assert eng.on_frame(rgb, 1.1).metric is None  # nothing to scale between echoes
     stale = eng.on_frame(rgb, 5.0)
     assert stale.source == SOURCE_VISUAL
-    np.testing.assert_array_equal(stale.metric, _pipe(models, 'v', None).pseudo_dense(rgb))
+    np.testing.assert_array_equal(stale.metric, _pipe(model_set, 'v', None).pseudo_dense(rgb))
 
 
-def test_visual_only_main_model_ignores_echoes(models):
-    eng = DepthEngine(_pipe(models, 'v'), fallback='none')
+def test_visual_only_main_model_ignores_echoes(model_set):
+    eng = DepthEngine(_pipe(model_set, 'v'), fallback='none')
     out = eng.on_frame(half_dark_frame(6), 0.0)
     assert not eng.uses_echo and out.source == SOURCE_VISUAL_ONLY and out.metric is not None
 
 
-def test_bad_inputs_and_configurations_are_named(models):
-    pipe = _pipe(models)
-    eng = DepthEngine(pipe, _pipe(models, 'v', None))
+def test_bad_inputs_and_configurations_are_named(model_set):
+    pipe = _pipe(model_set)
+    eng = DepthEngine(pipe, _pipe(model_set, 'v', None))
     bad = make_echo(7)
     bad[1, 10] = np.nan
     with pytest.raises(AvsInputError, match='NaN'):
@@ -115,8 +108,8 @@ def test_bad_inputs_and_configurations_are_named(models):
     with pytest.raises(AvsInputError, match='needs a visual-only AVS-Net'):
         DepthEngine(pipe, None, 'visual_model')
     with pytest.raises(AvsInputError, match='must be a visual-only'):
-        DepthEngine(pipe, _pipe(models, 'av', None))
+        DepthEngine(pipe, _pipe(model_set, 'av', None))
     with pytest.raises(AvsInputError, match="'last_scale' needs a relative"):
-        DepthEngine(_pipe(models, relative=None), fallback='last_scale')
+        DepthEngine(_pipe(model_set, relative=None), fallback='last_scale')
     with pytest.raises(AvsInputError, match='fallback must be one of'):
         DepthEngine(pipe, fallback='guess')

@@ -11,7 +11,7 @@ from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from ros_fixtures import (build_masked_relative_model, camera_info_msg, echo_info_msg, echo_msg,
+from ros_fixtures import (camera_info_msg, echo_info_msg, echo_msg,
                           half_dark_frame, image_msg, LATCHED, make_echo, overrides,
                           publish_until, ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for,
                           wait_matched)
@@ -21,13 +21,6 @@ from std_msgs.msg import Float32, String
 DOMAIN = 91
 SEC = 1_000_000_000
 SR = 44100
-
-
-@pytest.fixture(scope='module')
-def models(model_set, tmp_path_factory):
-    out = dict(model_set)
-    out['masked'] = build_masked_relative_model(str(tmp_path_factory.mktemp('m') / 'r.onnx'))
-    return out
 
 
 @pytest.fixture(scope='module')
@@ -52,13 +45,13 @@ def ros():
 
 
 @pytest.fixture
-def node_factory(ros, models):
+def node_factory(ros, model_set):
     """Start a depth_inference node in the harness; removed after the test."""
     made = []
 
     def make(**params):
-        base = {'avs_model': models['av'], 'relative_model': models['masked'],
-                'visual_model': models['v'], 'providers': ['cpu'], 'diagnostics_period': 0.1}
+        base = {'avs_model': model_set['av'], 'relative_model': model_set['masked'],
+                'visual_model': model_set['v'], 'providers': ['cpu'], 'diagnostics_period': 0.1}
         base.update(params)
         node = ros.add(DepthInferenceNode(context=ros.context,
                                           parameter_overrides=overrides(**base)))
@@ -113,7 +106,7 @@ def _values(status):
     return {kv.key: kv.value for kv in status.values}
 
 
-def test_metric_depth_matches_offline_pipeline(ros, node_factory, models):
+def test_metric_depth_matches_offline_pipeline(ros, node_factory, model_set):
     node = node_factory(echo_wait=2.0, publish_relative=True)
     _set_info(ros, node)
     t1 = 100 * SEC + 123
@@ -124,7 +117,7 @@ def test_metric_depth_matches_offline_pipeline(ros, node_factory, models):
     metric = _send_image(ros, image_msg(rgb, t1), ros.out['metric'])
     assert node.counters['published_echo_frames'] == 1
 
-    offline = MetricDepthPipeline(models['av'], models['masked'], providers=['cpu']).infer(
+    offline = MetricDepthPipeline(model_set['av'], model_set['masked'], providers=['cpu']).infer(
         rgb, echo, SR)
     assert (metric.encoding, metric.height, metric.width) == ('32FC1', 48, 64)
     assert metric.step == 64 * 4 and metric.is_bigendian == 0
@@ -149,18 +142,19 @@ def test_metric_depth_matches_offline_pipeline(ros, node_factory, models):
     t2 = t1 + SEC // 30
     rgb2 = half_dark_frame(2)
     between = image_to_array(_send_image(ros, image_msg(rgb2, t2), ros.out['metric']))
-    pipe = MetricDepthPipeline(models['av'], models['masked'], providers=['cpu'])
+    pipe = MetricDepthPipeline(model_set['av'], model_set['masked'], providers=['cpu'])
     want = ScaleFit('median', 'depth', offline.scale).apply(pipe.relative_depth(rgb2))
     np.testing.assert_allclose(between, want, rtol=1e-5, equal_nan=True)
 
 
-def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, models):
+def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, model_set):
     node = node_factory(echo_timeout=0.5)
     rgb = half_dark_frame(3)
     t = 200 * SEC
     depth = image_to_array(_send_image(ros, image_msg(rgb[..., ::-1].copy(), t, 'bgr8'),
                                        ros.out['metric']))
-    offline = MetricDepthPipeline(models['v'], models['masked'], providers=['cpu']).infer(rgb)
+    offline = MetricDepthPipeline(model_set['v'], model_set['masked'],
+                                  providers=['cpu']).infer(rgb)
     np.testing.assert_allclose(depth, offline.metric, rtol=1e-6, equal_nan=True)
     status = _diag(ros, lambda s: s.level == DiagnosticStatus.WARN)
     assert status.message == 'no echo received yet: fallback visual_model'
