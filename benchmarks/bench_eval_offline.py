@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     p.add_argument('--threads', type=int, default=2,
                    help="ONNX Runtime intra-op threads of the pipeline run (the node's setting)")
     p.add_argument('--workers', type=int, default=None,
-                   help='frames the evaluation runs at once (default: EvalConfig.workers)')
+                   help='worker processes of the evaluation (default: EvalConfig.workers)')
     p.add_argument('--providers', nargs='+', default=['cpu'])
     p.add_argument('--default-malloc', action='store_true',
                    help="leave glibc's allocator settings alone (see runtime.memory)")
@@ -107,9 +107,8 @@ def main(argv=None) -> int:
               f'thread(s) per run: {fps:8.1f} frames/s')
     del kept
 
-    workers = args.workers if args.workers is not None else EvalConfig().workers
-    cfg = EvalConfig(providers=tuple(args.providers), intra_op_threads=1, workers=workers,
-                     progress=False)
+    cfg = EvalConfig(providers=tuple(args.providers), intra_op_threads=1,
+                     workers=args.workers, progress=False)
     for label, variant in (('same models (AV + relative)', Variant('av', args.av)),
                            ('full tables (AV + V + relative)', Variant('av', args.av, args.v))):
         evaluate_bag(bag, [variant], {'rel': args.relative}, config=EvalConfig(
@@ -117,7 +116,7 @@ def main(argv=None) -> int:
         res = evaluate_bag(bag, [variant], {'rel': args.relative}, config=cfg)
         t = res.timing
         print(f'offline evaluation, {label}: {t["frames_per_s"]:8.1f} frames/s '
-              f'({workers} frames at a time, 1 thread per run; thread time in models '
+              f'({t["workers"]} worker processes, 1 thread per run; thread time in models '
               f'{t["models_s"]:.2f} s, scoring {t["scoring_s"]:.2f} s; wall {t["wall_s"]:.2f} '
               f's; {t["frames_per_s"] / pipe_fps:.2f}x the faster pipeline run)')
     return 0

@@ -208,3 +208,15 @@ def test_truncated_bag_is_scored_up_to_the_damage(tmp_path, model_set, capsys):
     assert 1 <= res['frames_scored'] < 8
     assert res['table1']['avs'][ROW_MP_AV]['abs_rel'] == 0.0
     assert 'damaged' in open(tmp_path / 'r' / 'report.md').read()
+
+
+def test_default_workers_are_one_per_cpu_on_cpu_and_none_with_a_gpu(monkeypatch):
+    """Each worker would open its own GPU context: with a usable GPU provider, none."""
+    from avs_net_ros.eval.offline import default_workers
+    from avs_net_ros.runtime import session
+
+    assert default_workers(('cpu',)) == min(8, os.cpu_count() or 1)
+    monkeypatch.setattr(session.ort, 'get_available_providers',
+                        lambda: ['CUDAExecutionProvider', 'CPUExecutionProvider'])
+    assert default_workers(('cuda', 'cpu')) == 0
+    assert default_workers(('cpu',)) == min(8, os.cpu_count() or 1)

@@ -37,7 +37,7 @@ from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, R
 from avs_net_ros.eval.topics import BagTopics
 from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
-from avs_net_ros.runtime.session import DEFAULT_PROVIDERS, OnnxModel
+from avs_net_ros.runtime.session import DEFAULT_PROVIDERS, OnnxModel, select_providers
 import numpy as np
 
 #: The AIDE entry comparing the first-stage maps themselves.
@@ -70,7 +70,17 @@ class EvalConfig:
     prefetch: int = 4
     # Worker processes evaluating frames at once (0 or 1 = in the calling process). Processes,
     # not threads: the image-sized NumPy work runs slower in two threads than in one (GIL).
-    workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
+    # None: one per CPU (at most 8) on CPU; 0 when a GPU provider is usable, as each worker
+    # would open its own GPU context and copy of the models.
+    workers: Optional[int] = None
+
+
+def default_workers(providers: Sequence[str]) -> int:
+    """Return ``EvalConfig.workers``' default for ``providers`` (see there)."""
+    usable, _ = select_providers(providers)
+    if any(p != 'CPUExecutionProvider' for p in usable):
+        return 0
+    return min(8, os.cpu_count() or 1)
 
 
 @dataclass
@@ -377,7 +387,8 @@ class OfflineEvaluator:
         self.panels: List[Panel] = []
         self.model_s = 0.0
         self.score_s = 0.0
-        self.workers = config.workers if config.workers > 1 else 0
+        workers = default_workers(config.providers) if config.workers is None else config.workers
+        self.workers = workers if workers > 1 else 0
         self._pool: Optional[ProcessPoolExecutor] = None
         self._pending: Deque[Future] = deque()
         self.startup_s = 0.0

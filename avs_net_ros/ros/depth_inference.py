@@ -277,6 +277,8 @@ class DepthInferenceNode(Node):
     def _on_worker_error(self, error: BaseException) -> None:
         # not an input problem (those are AvsInputError, handled per frame): a failing model
         # run, e.g. out of GPU memory; the node keeps going and reports it
+        if not self.context.ok():
+            return  # shutting down: the publish of a frame in hand failed, nothing to report
         with self._lock:
             self.counters['worker_errors'] += 1
             self.last_error = f'inference failed: {type(error).__name__}: {error}'

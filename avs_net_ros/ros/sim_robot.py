@@ -190,6 +190,8 @@ class SimRobotNode(Node):
             self.echoes_published += 1
 
     def _on_echo_error(self, error: BaseException) -> None:
+        if not self.context.ok():
+            return  # shutting down: the publish of the echo in hand failed
         self.echo_faults += 1
         self.get_logger().error(f'echo simulation failed: {type(error).__name__}: {error}',
                                 throttle_duration_sec=2.0)

@@ -44,6 +44,8 @@ class NodeSpinner:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception as e:  # noqa: B902 - kept for ``alive`` and the caller's log
+            if not (self.context or rclpy.get_default_context()).ok():
+                return  # Ctrl-C shut the context down under a callback that was publishing
             self.errors.append(e)
             raise
 

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'parallel instead, which is faster on CPU')
     m.add_argument('--workers', type=int, default=None,
                    help='worker processes evaluating frames at once (default: the number of '
-                        'CPUs, at most 8; 0 = in this process)')
+                        'CPUs, at most 8, on CPU; none with a usable GPU provider; 0 = in this '
+                        'process)')
     m.add_argument('--recorded', nargs='+', choices=PREDICTION_ROLES, default=None,
                    help='score these recorded prediction topics instead of running models')
     s = p.add_argument_group('scoring')
