@@ -114,3 +114,22 @@ def test_prepared_ground_truth_scores_like_the_raw_array():
         pred, other, gt, max_depth=12.0)
     with pytest.raises(AvsInputError, match='max_depth 12.0'):
         depth_metrics(pred, prepared, max_depth=10.0)
+
+
+def test_median_scale_error_is_the_log_factor_off():
+    """Scale s gives |ln s|; NaN predictions and invalid ground truth are left out."""
+    from avs_net_ros.core.metrics import median_scale_error
+
+    gt = np.linspace(1.0, 5.0, 48).reshape(6, 8)
+    gt[0, :3] = np.nan
+    gt[1, :2] = 0.0
+    assert median_scale_error(gt * 2.0, gt, max_depth=30.0) == pytest.approx(np.log(2.0))
+    assert median_scale_error(gt / 3.0, gt, max_depth=30.0) == pytest.approx(np.log(3.0))
+    pred = gt * 1.5
+    pred[5] = np.nan
+    assert median_scale_error(pred, gt, max_depth=30.0) == pytest.approx(np.log(1.5))
+    blocks = np.kron(np.arange(1.0, 13.0).reshape(3, 4), np.ones((2, 2)))
+    half = (blocks * 2.0)[::2, ::2]   # another resolution: nearest pixel centres
+    assert median_scale_error(half, blocks, max_depth=30.0) == pytest.approx(np.log(2.0))
+    with pytest.raises(EmptyMaskError):
+        median_scale_error(np.full_like(gt, np.nan), gt, max_depth=30.0)

@@ -3,14 +3,16 @@
 The real node graph (avs_bringup use_sim:=true use_emitter:=false, rclpy over DDS on loopback)
 runs twice on the same simulated room and trajectory, with the AV and with the V model; the
 recorded outputs are scored on the poses both runs have and the report is written. Training is
-not run here (the demo itself and the training tests exercise it).
+not run here (the demo itself, test_echo_scale_link and the training tests exercise it). The
+verdict is checked on recorded runs made up here, both ways.
 """
 
 import csv
 import json
 import os
 
-from avs_net_ros.tools import demo
+from avs_net_ros.tools import demo, demo_graph, demo_models
+from avs_net_ros.tools import demo_report as report
 import numpy as np
 import pytest
 
@@ -22,19 +24,25 @@ POSES = 4
 def test_demo_graph_scores_both_runs_and_writes_the_report(tmp_path, model_set, capsys):
     """Every pose is scored in all four rows, with and without echoes; files are written."""
     models = {k: model_set[k] for k in ('av', 'v', 'relative')}
-    score, files = demo.run_demo_graph(models, str(tmp_path), domain_id=DOMAIN_ID, seed=5,
-                                       poses=POSES, rate=4.0, width=48, height=32, panels=3,
-                                       family='bv1_like', progress=False)
-    assert score['poses'] == {'with_echoes': POSES, 'without_echoes': POSES, 'common': POSES}
+    rooms = [('office', demo.room_file('office'))]
+    score, files = demo.run_demo_graph(models, str(tmp_path), domain_id=DOMAIN_ID, rooms=rooms,
+                                       room_seed=5, poses=POSES, rate=4.0, width=48,
+                                       height=32, progress=False)
+    assert score['poses'] == {'office': {'with_echoes': POSES, 'without_echoes': POSES,
+                                         'common': POSES}}
     rows = score['rows']
     # depth_inference publishes pseudo_dense on echo frames only: M_p is there for AV alone.
-    assert set(rows) == {demo.ROW_AV, demo.ROW_V, demo.ROW_MP_AV}
+    assert set(rows) == {report.ROW_AV, report.ROW_V, report.ROW_MP_AV}
     for m in rows.values():
         assert m['frames'] == POSES
-        assert np.isfinite([m[c] for c in demo.COLUMNS]).all()
+        assert np.isfinite([m[c] for c in report.COLUMNS]).all()
         assert 0.0 <= m['delta1'] <= m['delta2'] <= m['delta3'] <= 1.0
     # The tiny AV model scales its depth by the echo's energy, so the scales differ.
-    assert rows[demo.ROW_AV]['abs_rel'] != rows[demo.ROW_V]['abs_rel']
+    assert rows[report.ROW_AV]['abs_rel'] != rows[report.ROW_V]['abs_rel']
+    office = score['rooms']['office']
+    assert office['frames'] == POSES and office['gt_median'] > 0
+    assert set(office['scale_error']) == set(rows)
+    assert office['scale_error'][report.ROW_AV] != office['scale_error'][report.ROW_V]
 
     with open(files['csv']) as f:
         table = list(csv.DictReader(f))
@@ -42,19 +50,21 @@ def test_demo_graph_scores_both_runs_and_writes_the_report(tmp_path, model_set, 
     assert float(table[0]['abs_rel']) == pytest.approx(rows[table[0]['row']]['abs_rel'])
     with open(files['json']) as f:
         res = json.load(f)
-    for label in ('with echoes', 'without echoes'):
+    for label in ('office, with echoes', 'office, without echoes'):
         s = res['system'][label]
         assert s['camera_frames'] >= POSES and s['metric_outputs'] >= POSES
         assert s['output_rate_hz'] > 0 and s['latency_ms_median'] > 0
         assert os.path.isfile(s['graph_log'])
-    assert res['system']['with echoes']['pseudo_dense_outputs'] >= POSES
-    assert len(res['panel_poses']) == 3
+    assert res['system']['office, with echoes']['pseudo_dense_outputs'] >= POSES
+    assert res['verdict'].startswith('VERDICT: echoes') and isinstance(res['echoes_helped'], bool)
     with open(files['png'], 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     md = open(files['markdown']).read()
-    assert demo.ROW_AV in md and 'echoes vs none, metric depth' in md
+    assert report.ROW_AV in md and 'echoes vs none, metric depth' in md and 'VERDICT' in md
+    with open(files['rooms']) as f:
+        assert {r['room'] for r in csv.DictReader(f)} == {'office'}
 
-    lines = demo.table_lines(rows)
+    lines = report.table_lines(rows)
     assert len([ln for ln in lines if ln.startswith(('with', 'without', 'M_p'))]) == 3
 
 
@@ -62,34 +72,91 @@ def test_sim_params_follow_the_av_contract_and_reject_a_visual_model(tmp_path, m
     """sim_robot's echo range and lead-in come from the AV model; a V model is refused."""
     import yaml
 
-    path = demo.sim_params(str(tmp_path / 'sim.yaml'), model_set['av'], seed=3, poses=5,
-                           rate=2.0, width=40, height=30)
+    path = demo_graph.sim_params(str(tmp_path / 'sim.yaml'), model_set['av'], seed=3, poses=5,
+                                 rate=2.0, width=40, height=30, family_config='office.yaml')
     with open(path) as f:
         p = yaml.safe_load(f)['/**/sim_robot']['ros__parameters']
     assert p['echo_max_range'] == pytest.approx(6.0) and p['echo_lead_in_samples'] == 0
-    assert p['chirp_every'] == 1 and p['family'] == 'bv2_like' and p['num_poses'] == 5
+    assert p['chirp_every'] == 1 and p['family_config'] == 'office.yaml'
+    assert p['num_poses'] == 5
     with pytest.raises(ValueError, match='takes no echo'):
-        demo.sim_params(str(tmp_path / 'bad.yaml'), model_set['v'], seed=3, poses=5, rate=2.0,
-                        width=40, height=30)
+        demo_graph.sim_params(str(tmp_path / 'bad.yaml'), model_set['v'], seed=3, poses=5,
+                              rate=2.0, width=40, height=30)
 
 
-def test_model_stamp_changes_with_the_config(tmp_path):
-    """The cache stamp follows the config's bytes (and the model-making code)."""
+def test_model_stamp_changes_with_the_config_and_the_seed(tmp_path):
+    """The cache stamp follows the config's bytes, the training seed (and the code)."""
     cfg = tmp_path / 'demo.yaml'
     cfg.write_text('epochs: 1\n')
-    a = demo.model_stamp(str(cfg))
-    assert demo.model_stamp(str(cfg)) == a
+    a = demo_models.model_stamp(str(cfg), 43)
+    assert demo_models.model_stamp(str(cfg), 43) == a
+    assert demo_models.model_stamp(str(cfg), 44) != a
     cfg.write_text('epochs: 2\n')
-    assert demo.model_stamp(str(cfg)) != a
+    assert demo_models.model_stamp(str(cfg), 43) != a
+
+
+def test_every_demo_room_is_a_loadable_family_of_its_stated_size():
+    """The evaluation rooms load and differ in size as the README says (office < hall)."""
+    from avs_net_ros.sim.families import load_family_file, sample_scene
+
+    sizes = {}
+    for room in demo.DEFAULT_ROOMS:
+        scene = sample_scene(load_family_file(demo.room_file(room)), np.random.default_rng(0))
+        x0, y0, x1, y1 = scene.bounds()
+        sizes[room] = (min(x1 - x0, y1 - y0), max(x1 - x0, y1 - y0))
+    assert sizes['office'][1] < 4.0 and sizes['corridor'][1] > 12.0
+    assert sizes['corridor'][0] < 3.0 and sizes['hall'][0] > 12.0
+    with pytest.raises(ValueError, match="no evaluation room 'attic'"):
+        demo.room_file('attic')
+
+
+class _Run:
+    """A recorded run (what demo_graph.RunRecord.by_pose returns), made up for the verdict."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def by_pose(self, need_echo):
+        return self.frames
+
+
+def _runs(scale_av, scale_v, rooms=('small', 'big')):
+    """Return runs whose metric depth is the ground truth times a per-room scale."""
+    out = []
+    for r, (room, depth) in enumerate(zip(rooms, (2.0, 10.0))):
+        av, v = {}, {}
+        for k in range(3):
+            gt = np.full((6, 8), depth * (1 + 0.1 * k), np.float32)
+            gt[0, 0] = np.nan
+            base = {'gt': gt, 'rgb': np.zeros((6, 8, 3), np.uint8), 'stamp': 100 * r + k}
+            av[f'{room}{k}'] = dict(base, metric=gt * scale_av[r], pseudo_dense=gt * scale_av[r])
+            v[f'{room}{k}'] = dict(base, metric=gt * scale_v[r])
+        out.append((room, _Run(av), _Run(v)))
+    return out
+
+
+def test_verdict_says_plainly_whether_echoes_helped():
+    """Scale right with echoes in every room: helped; wrong in one room: it says which."""
+    score = report.score_rooms(_runs((1.05, 0.97), (2.5, 0.4)), max_depth=30.0)
+    helped, line = report.verdict(score)
+    assert helped and line.startswith('VERDICT: echoes fixed the scale')
+    big = score['rooms']['big']['scale_error']
+    assert big[report.ROW_AV] == pytest.approx(abs(np.log(0.97)), abs=1e-6)
+    assert big[report.ROW_V] == pytest.approx(abs(np.log(0.4)), abs=1e-6)
+
+    helped, line = report.verdict(report.score_rooms(_runs((1.05, 0.3), (2.5, 0.4)), 30.0))
+    assert not helped and 'did NOT help' in line and 'not lower in big' in line
+    helped, line = report.verdict(report.score_rooms(_runs((3.0, 3.0), (1.0, 1.0)), 30.0))
+    assert not helped and 'δ1 is not better' in line and 'AbsRel is not better' in line
 
 
 @pytest.mark.slow
 def test_a_graph_that_cannot_start_points_at_its_log(tmp_path, model_set):
     """A missing model makes the graph exit; the error names the graph's log file."""
-    sim = demo.sim_params(str(tmp_path / 'sim.yaml'), model_set['av'], seed=1, poses=2,
-                          rate=2.0, width=32, height=24, family='bv1_like')
+    sim = demo_graph.sim_params(str(tmp_path / 'sim.yaml'), model_set['av'], seed=1, poses=2,
+                                rate=2.0, width=32, height=24, family='bv1_like')
     with pytest.raises(RuntimeError, match=r'exited with status 1; see .*bad_graph\.log'):
-        demo.run_graph('bad', {'av': str(tmp_path / 'missing.onnx')}, sim, str(tmp_path),
-                       domain_id=DOMAIN_ID + 1, poses=2, rate=2.0, need_echo=False,
-                       startup_timeout=60.0, progress=False)
+        demo_graph.run_graph('bad', {'av': str(tmp_path / 'missing.onnx')}, sim, str(tmp_path),
+                             domain_id=DOMAIN_ID + 1, poses=2, rate=2.0, need_echo=False,
+                             startup_timeout=60.0, progress=False)
     assert 'missing.onnx' in open(tmp_path / 'bad_graph.log').read()

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 VARIANTS = ('av', 'v', 'relative')
+ECHO_SCALES = ('none', 'aux', 'anchor')
 
 
 @dataclass
@@ -29,6 +30,17 @@ class ModelConfig:
     echo_backbone: str = 'resnet18'
     echo_weights: Optional[str] = None
     echo_channels: int = 2
+    # 'resnet': the paper's spectrogram CNN (timm ``echo_backbone``); 'tof': the time-of-flight
+    # encoder (temporal convolutions along range, a range coordinate, attention pooling).
+    echo_encoder: str = 'resnet'
+    echo_width: int = 64  # channels of the 'tof' encoder's temporal convolutions
+    echo_freq_bands: int = 32  # 'tof': frequency rows are averaged down to this many bands
+    # How the echo sets the metric scale: 'none' (only through the fused bottleneck, the
+    # paper), 'aux' (plus an auxiliary loss on a global echo log-scale), 'anchor' (aux, and
+    # M_p is rescaled so its geometric mean is the echo's scale: the image gives structure).
+    echo_scale: str = 'none'
+    # 'tof' only: the scale head also sees the pooled image bottleneck (the room's shape).
+    echo_scale_image: bool = False
     attention_heads: int = 8
     attention_dropout: float = 0.1
     n_bins: int = 64
@@ -46,6 +58,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         """Reject unknown variants and sizes the network cannot take."""
+        if self.echo_encoder not in ('resnet', 'tof'):
+            raise ValueError(f"model.echo_encoder must be 'resnet' or 'tof', got "
+                             f'{self.echo_encoder!r}')
+        if self.echo_scale not in ECHO_SCALES:
+            raise ValueError(f'model.echo_scale must be one of {ECHO_SCALES}, got '
+                             f'{self.echo_scale!r}')
         if self.variant not in VARIANTS:
             raise ValueError(f'model.variant must be one of {VARIANTS}, got {self.variant!r}')
         h, w = self.image_size
@@ -96,6 +114,9 @@ class TrainConfig:
     max_steps: Optional[int] = None  # stop early (schedule still spans max_steps)
     batch_size: int = 16  # global; split across DDP ranks as ZoeDepth does
     silog_beta: float = 0.15
+    # Weight of the auxiliary echo scale loss, |echo log-scale - mean log gt| per image (AV
+    # models with model.echo_scale 'aux' or 'anchor').
+    echo_scale_weight: float = 10.0
     amp: bool = True  # only takes effect on CUDA
     seed: int = 43
     out_dir: str = 'artifacts/train'

@@ -56,3 +56,23 @@ def scale_invariant_loss(pred: torch.Tensor, gt: torch.Tensor,
         mean = g.flatten(1).sum(1) / n
         var = ((g - mean.view(-1, 1, 1, 1)) ** 2 * m).flatten(1).sum(1) / n
         return 10 * torch.sqrt(var.mean() + 1e-12)
+
+
+def log_mean_depth(gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Return (B,) the mean of ln gt over each image's valid pixels (log geometric mean)."""
+    m = valid.float()
+    n = m.flatten(1).sum(1)
+    if bool((n < 1).any()):
+        raise ValueError('echo scale loss needs a valid pixel in every image')
+    return (torch.log(gt.float().clamp_min(1e-7)) * m).flatten(1).sum(1) / n
+
+
+def echo_scale_loss(log_scale: torch.Tensor, gt: torch.Tensor,
+                    valid: torch.Tensor) -> torch.Tensor:
+    """Auxiliary scale loss: mean |echo log-scale - ln geometric mean of gt| over the batch.
+
+    Trains the echo branch to say how far the scene is, directly, instead of only through the
+    depth head's gradients (where a global scale is one weak direction among many).
+    """
+    with torch.autocast(device_type=log_scale.device.type, enabled=False):
+        return (log_scale.float() - log_mean_depth(gt, valid)).abs().mean()

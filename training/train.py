@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.config import config_to_dict, load_config, TrainConfig
 from training.evaluation import evaluate, forward_batch, unwrap
-from training.losses import scale_invariant_loss, silog_loss
+from training.losses import echo_scale_loss, scale_invariant_loss, silog_loss
 from training.models.avs_net import build_model, parameter_groups
 
 
@@ -195,7 +195,11 @@ class Trainer:
         valid = batch['valid'].to(self.device) & (depth > m.min_depth) & (depth <= m.max_depth)
         if self.variant == 'relative':
             return scale_invariant_loss(out['relative'], depth, valid)
-        return silog_loss(out['depth'], depth, valid, self.config.silog_beta)
+        loss = silog_loss(out['depth'], depth, valid, self.config.silog_beta)
+        if 'echo_log_scale' in out and self.config.echo_scale_weight > 0:
+            loss = loss + self.config.echo_scale_weight * echo_scale_loss(
+                out['echo_log_scale'], depth, valid)
+        return loss
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> float:
         """Take one optimiser step on ``batch``; return the loss before the step."""

@@ -152,6 +152,35 @@ def depth_metrics(pred: np.ndarray, gt: Union[np.ndarray, GroundTruth], *, max_d
     }
 
 
+def median_scale_error(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+                       min_depth: float = 1e-3) -> float:
+    """Return ``|ln(median(pred) / median(gt))|`` on valid pixels: how wrong the scale is.
+
+    The figure median scaling passes on to any relative model (0 = right scale, 0.69 = off by
+    a factor of two). Pixels count where the ground truth is valid (0 < gt <= max_depth) and
+    the prediction is finite and positive; predictions are clamped to [min_depth, max_depth].
+
+    Raises:
+        EmptyMaskError: no pixel is valid in both.
+
+    """
+    gt = np.asarray(gt, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)
+    if p.ndim != 2 or gt.ndim != 2:
+        raise AvsInputError(f'depth maps must be 2-D (H, W); got prediction {p.shape} and '
+                            f'ground truth {gt.shape}')
+    if p.shape != gt.shape:  # nearest pixel centres: invalid (NaN) pixels must not blend
+        rows = (np.arange(gt.shape[0]) + 0.5) * p.shape[0] // gt.shape[0]
+        cols = (np.arange(gt.shape[1]) + 0.5) * p.shape[1] // gt.shape[1]
+        p = p[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
+    with np.errstate(invalid='ignore'):
+        both = _valid_gt(gt, max_depth) & np.isfinite(p) & (p > 0)
+    if not both.any():
+        raise EmptyMaskError('no pixel is valid in both the prediction and the ground truth')
+    med = float(np.median(np.clip(p[both], min_depth, max_depth)))
+    return abs(float(np.log(med / float(np.median(gt[both])))))
+
+
 def _restrict(gt: GroundTruth, mask: np.ndarray) -> Tuple[np.ndarray, ...]:
     mask = np.asarray(mask, dtype=bool)
     keep = gt.gather(mask)

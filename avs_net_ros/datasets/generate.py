@@ -23,7 +23,7 @@ from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.simulate import (acoustic_config, BASE_TIME, FRAME_PERIOD,
                                            LocationSimulator)
 from avs_net_ros.runtime.memory import keep_freed_memory
-from avs_net_ros.sim.families import family_from_dict, get_family, SceneFamily
+from avs_net_ros.sim.families import get_family, load_family_file, SceneFamily
 
 from tqdm import tqdm
 import yaml
@@ -195,9 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     if args.family_config:
-        with open(args.family_config) as f:
-            data = yaml.safe_load(f) or {}
-        family = family_from_dict(data)
+        family = load_family_file(args.family_config)
     else:
         family = get_family(args.family or DEFAULT_FAMILY[args.layout])
     if args.no_scale_ambiguity:

@@ -28,7 +28,8 @@ from avs_net_ros.ros.conversions import array_to_image, echo_to_image, header_co
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from avs_net_ros.ros.worker import WakeableWorker
-from avs_net_ros.sim.families import get_family, sample_scene, sample_trajectory
+from avs_net_ros.sim.families import (get_family, load_family_file, sample_scene,
+                                      sample_trajectory)
 from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped
@@ -44,6 +45,8 @@ PARAMS = (
     ParamSpec('family', 'bv1_like', 'Scene family to sample the room from (bv1_like: rooms '
               'and corridors up to 12 m; bv2_like: up to 30 m).',
               choices=('bv1_like', 'bv2_like')),
+    ParamSpec('family_config', '', 'YAML file of scene-family parameters (config/sim/*.yaml; '
+              "'base' names the family it starts from); when set it replaces family."),
     ParamSpec('seed', 0, 'Random seed of the scene, the trajectory and the microphone noise.',
               value_range=(0, 2 ** 31 - 1)),
     ParamSpec('num_poses', 300, 'Poses in the trajectory; it is replayed in a loop.',
@@ -106,7 +109,8 @@ class SimRobotNode(Node):
         p = declare_parameters(self, PARAMS)
         self.params = p
         rng = np.random.default_rng(p['seed'])
-        family = get_family(p['family'])
+        family = (load_family_file(p['family_config']) if p['family_config']
+                  else get_family(p['family']))
         self.scene = sample_scene(family, rng)
         self.poses: List[CameraPose] = list(sample_trajectory(family, self.scene,
                                                               p['num_poses'], rng))

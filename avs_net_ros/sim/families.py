@@ -130,6 +130,26 @@ def family_from_dict(data: Mapping[str, Any]) -> SceneFamily:
     return replace(base, **conv)
 
 
+def load_family_file(path: str) -> SceneFamily:
+    """Build a family from a YAML file (see ``config/sim/``).
+
+    Raises:
+        AvsInputError: the file is missing, is not a mapping, or has unknown keys.
+
+    """
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise AvsInputError(f'scene family file {path}: {e.strerror}') from None
+    if not isinstance(data, dict):
+        raise AvsInputError(f'scene family file {path} must hold a mapping, got '
+                            f'{type(data).__name__}')
+    return family_from_dict(data)
+
+
 def _u(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r[0], r[1]))
 

@@ -14,6 +14,7 @@ its bottleneck goes to the decoder unchanged. The relative model is MidasNet alo
 softplus output: a positive depth known up to scale.
 """
 
+import math
 from typing import Dict, Optional
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from training.config import ModelConfig
 from training.models.cross_attention import CrossModalAttention
-from training.models.echo_encoder import EchoEncoder
+from training.models.echo_encoder import EchoEncoder, TimeOfFlightEncoder
 from training.models.metric_bins import MetricBinsHead
 from training.models.midas import backbone_mean_std, MidasNet
 
@@ -56,8 +57,18 @@ class AVSNet(nn.Module):
         self.normalize = _Normalize(config.mean or mean, config.std or std)
         btl = self.core.output_channels[0]
         if self.takes_echo:
-            self.echo_encoder = EchoEncoder(btl, config.echo_channels, config.echo_backbone,
-                                            config.echo_weights)
+            scale_head = config.echo_scale != 'none'
+            init = math.log(math.sqrt(config.min_depth * config.max_depth))
+            if config.echo_encoder == 'tof':
+                if not scale_head:
+                    raise ValueError("the 'tof' echo encoder needs model.echo_scale 'aux' or "
+                                     "'anchor' (its scale head is its training signal)")
+                self.echo_encoder = TimeOfFlightEncoder(
+                    btl, config.echo_channels, config.echo_freq_bands, config.echo_width,
+                    init_log_scale=init, image_channels=btl if config.echo_scale_image else 0)
+            else:
+                self.echo_encoder = EchoEncoder(btl, config.echo_channels, config.echo_backbone,
+                                                config.echo_weights, scale_head, init)
             self.fusion = CrossModalAttention(btl, config.attention_heads,
                                               config.attention_dropout)
         self.head = MetricBinsHead(
@@ -82,12 +93,16 @@ class AVSNet(nn.Module):
         if not self.takes_echo and echo_spec is not None:
             raise ValueError('the visual-only model takes no echo_spec')
         layers = self.core.encode(self.normalize(image))
+        log_scale = None
         if self.takes_echo:
             if echo_spec.ndim != 4 or echo_spec.shape[1] != self.config.echo_channels:
                 raise ValueError(f'echo_spec must be (B, {self.config.echo_channels}, Hs, Ws), '
                                  f'got {tuple(echo_spec.shape)}')
             l4 = layers[3]
-            echo = self.echo_encoder(echo_spec, l4.shape[-2:])
+            if isinstance(self.echo_encoder, TimeOfFlightEncoder):
+                echo, log_scale = self.echo_encoder(echo_spec, l4.shape[-2:], l4)
+            else:
+                echo, log_scale = self.echo_encoder(echo_spec, l4.shape[-2:])
             layers = [*layers[:3], self.fusion(l4, echo)]
         dec = self.core.decode(layers)
         head_in = (layers[3], dec.blocks, dec.out_conv, dec.relative)
@@ -99,7 +114,20 @@ class AVSNet(nn.Module):
         else:
             out = self.head(*head_in)
         out['relative'] = dec.relative
+        if self.takes_echo and log_scale is not None:
+            out['echo_log_scale'] = log_scale
+            if self.config.echo_scale == 'anchor':
+                out['depth'] = anchor_scale(out['depth'], log_scale, self.config.min_depth,
+                                            self.config.max_depth)
         return out
+
+
+def anchor_scale(depth: torch.Tensor, log_scale: torch.Tensor, min_depth: float,
+                 max_depth: float) -> torch.Tensor:
+    """Rescale each (1, H, W) map so its geometric mean is ``exp(log_scale)``, clamped."""
+    log_mean = torch.log(depth.clamp_min(min_depth)).mean(dim=(1, 2, 3))
+    gain = torch.exp(log_scale - log_mean).view(-1, 1, 1, 1)
+    return (depth * gain).clamp(min_depth, max_depth)
 
 
 class RelativeDepthNet(nn.Module):

@@ -1,0 +1,280 @@
+"""The demo's scoring and report: per room and overall, V against AV, and a plain verdict.
+
+Every figure comes from ``avs_net_ros.core.metrics`` (through ``eval.scoring.RecordedScorer``)
+on the published ``depth/metric`` and ``depth/pseudo_dense`` against the simulated ground truth
+of the same poses. The scale error of a frame is ``|ln(median(pred) / median(gt))|``
+(``core.metrics.median_scale_error``): what the echoes are there to fix.
+"""
+
+import csv
+import json
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ROW_AV = 'with echoes (AV)'
+ROW_V = 'without echoes (V)'
+ROW_MP_AV = 'M_p with echoes (AV)'
+ROW_MP_V = 'M_p without echoes (V)'
+COLUMNS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'delta1', 'delta2', 'delta3')
+HEAD = ('AbsRel', 'SqRel', 'RMSE', 'RMSElog', 'δ1', 'δ2', 'δ3')
+
+
+def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
+                min_depth: float = 1e-3) -> Dict[str, Any]:
+    """Score (room, with-echo RunRecord, without-echo RunRecord) runs on their common poses.
+
+    Returns {'rows': metrics over all rooms' frames, 'rooms': {room: {'rows', 'scale_error'
+    {row: mean}, 'gt_median' (m), 'frames'}}, 'per_frame', 'frames' (maps for the panel),
+    'poses' {room: counts}, 'max_depth'}.
+
+    Raises:
+        RuntimeError: a room's two runs have no pose in common.
+
+    """
+    from avs_net_ros.core.metrics import median_scale_error
+    from avs_net_ros.eval.scoring import RecordedScorer
+
+    overall = RecordedScorer(max_depth, min_depth)
+    rooms: Dict[str, Dict[str, Any]] = {}
+    frames, per_frame, poses = [], [], {}
+    for room, with_echo, without_echo in runs:
+        av = with_echo.by_pose(need_echo=True)
+        v = without_echo.by_pose(need_echo=False)
+        common = [k for k in av if k in v]   # trajectory order of the AV run
+        if not common:
+            raise RuntimeError(f'the two runs in {room} have no pose in common')
+        scorer = RecordedScorer(max_depth, min_depth)
+        errors: Dict[str, List[float]] = {}
+        gt_medians = []
+        for k in common:
+            a, b = av[k], v[k]
+            maps = {ROW_AV: a['metric'], ROW_V: b['metric'], ROW_MP_AV: a['pseudo_dense']}
+            if 'pseudo_dense' in b:
+                maps[ROW_MP_V] = b['pseudo_dense']
+            scorer.add(a['stamp'], maps, a['gt'])
+            overall.add(a['stamp'], maps, a['gt'])
+            per_frame.append(dict(scorer.per_frame[-1], room=room))
+            for row, pred in maps.items():
+                errors.setdefault(row, []).append(
+                    median_scale_error(pred, a['gt'], max_depth=max_depth, min_depth=min_depth))
+            gt = a['gt'][np.isfinite(a['gt']) & (a['gt'] > 0) & (a['gt'] <= max_depth)]
+            gt_medians.append(float(np.median(gt)))
+            frames.append({'rgb': a['rgb'], 'gt': a['gt'], 'with': a['metric'],
+                           'without': b['metric'], 'room': room})
+        rooms[room] = {'rows': scorer.result(),
+                       'scale_error': {r: float(np.mean(e)) for r, e in errors.items()},
+                       'gt_median': float(np.mean(gt_medians)), 'frames': len(common)}
+        poses[room] = {'with_echoes': len(av), 'without_echoes': len(v), 'common': len(common)}
+    return {'rows': overall.result(), 'rooms': rooms, 'per_frame': per_frame,
+            'frames': frames, 'poses': poses, 'max_depth': max_depth}
+
+
+def verdict(score: Dict[str, Any]) -> Tuple[bool, str]:
+    """Return (echoes helped, one plain sentence) from the overall rows and the rooms.
+
+    Echoes helped only if the metric depth with echoes beats the one without on δ1 and on
+    AbsRel over all frames, and its scale error is lower in every room.
+    """
+    rows, rooms = score['rows'], score['rooms']
+    a, v = rows[ROW_AV], rows[ROW_V]
+    better_d1 = a['delta1'] > v['delta1']
+    better_rel = a['abs_rel'] < v['abs_rel']
+    worse_rooms = [r for r, s in rooms.items()
+                   if s['scale_error'][ROW_AV] >= s['scale_error'][ROW_V]]
+    if better_d1 and better_rel and not worse_rooms:
+        return True, (f'VERDICT: echoes fixed the scale. With echoes the metric depth is '
+                      f'better on δ1 ({v["delta1"]:.3f} → {a["delta1"]:.3f}) and AbsRel '
+                      f'({v["abs_rel"]:.3f} → {a["abs_rel"]:.3f}), and its scale error is '
+                      f'lower in all {len(rooms)} rooms.')
+    problems = []
+    if not better_d1:
+        problems.append(f'δ1 is not better ({v["delta1"]:.3f} without, {a["delta1"]:.3f} with)')
+    if not better_rel:
+        problems.append(f'AbsRel is not better ({v["abs_rel"]:.3f} without, '
+                        f'{a["abs_rel"]:.3f} with)')
+    if worse_rooms:
+        problems.append('the scale error is not lower in ' + ', '.join(worse_rooms))
+    return False, ('VERDICT: echoes did NOT help here: ' + '; '.join(problems) + '. The AV '
+                   'model has not learned to read the scale from the echoes (see the README, '
+                   '"When echoes do not help").')
+
+
+def _change(base: Optional[float], new: Optional[float]) -> str:
+    if base is None or new is None:
+        return '–'
+    rel = f' ({100.0 * (new - base) / abs(base):+.1f} %)' if abs(base) > 1e-9 else ''
+    return f'{base:.3f} → {new:.3f}{rel}'
+
+
+def _grid(head: List[str], body: List[List[str]], markdown: bool) -> List[str]:
+    if markdown:
+        out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        return out + ['| ' + ' | '.join(b) + ' |' for b in body]
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    fmt = lambda cells: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return [fmt(head), '  '.join('-' * w for w in widths)] + [fmt(b) for b in body]
+
+
+def table_lines(rows: Dict[str, Dict[str, Any]], markdown: bool = False) -> List[str]:
+    """Return the metrics table (plain text, or Markdown) with the echoes' improvement."""
+    order = [r for r in (ROW_AV, ROW_V, ROW_MP_AV, ROW_MP_V) if r in rows]
+    head = ['row'] + [h + (' ↑' if h.startswith('δ') else ' ↓') for h in HEAD] + ['frames']
+    body = [[r] + [f'{rows[r][c]:.3f}' for c in COLUMNS] + [str(rows[r]['frames'])]
+            for r in order]
+    out = _grid(head, body, markdown)
+    out.append('')
+    for new, base, what in ((ROW_AV, ROW_V, 'metric depth'), (ROW_MP_AV, ROW_MP_V, 'M_p')):
+        if new in rows and base in rows:
+            out.append(f'echoes vs none, {what}: δ1 '
+                       f'{_change(rows[base]["delta1"], rows[new]["delta1"])}; AbsRel '
+                       f'{_change(rows[base]["abs_rel"], rows[new]["abs_rel"])}')
+    return out
+
+
+def room_lines(rooms: Dict[str, Dict[str, Any]], markdown: bool = False) -> List[str]:
+    """Return the per-room table: gt median, scale error and δ1 without and with echoes."""
+    head = ['room', 'gt median m', 'scale error V', 'scale error AV', 'δ1 V', 'δ1 AV',
+            'frames']
+    body = []
+    for room, s in rooms.items():
+        e, r = s['scale_error'], s['rows']
+        body.append([room, f'{s["gt_median"]:.2f}', _factor(e[ROW_V]), _factor(e[ROW_AV]),
+                     f'{r[ROW_V]["delta1"]:.3f}', f'{r[ROW_AV]["delta1"]:.3f}',
+                     str(s['frames'])])
+    return _grid(head, body, markdown)
+
+
+def _factor(err: float) -> str:
+    """Scale error with the factor it means (0.405 -> '0.405 (x1.50)')."""
+    return f'{err:.3f} (×{math.exp(err):.2f})'
+
+
+def plot_frames(frames: Sequence[Dict[str, Any]], max_depth: float, path: str,
+                count: int = 4) -> List[int]:
+    """Save a panel, one row per frame: RGB | ground truth | with | without echoes | |error|."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from avs_net_ros.core.metrics import prepare_prediction
+
+    idx = sorted(set(np.linspace(0, len(frames) - 1, min(count, len(frames))).round()
+                     .astype(int).tolist()))
+    titles = ('camera', 'ground truth', 'with echoes', 'without echoes',
+              '|error| with echoes', '|error| without echoes')
+    h, w = frames[idx[0]]['gt'].shape
+    fig, grid = plt.subplots(len(idx), 8, squeeze=False,
+                             figsize=(16, (16 / 6.3) * h / w * len(idx) + 0.8),
+                             gridspec_kw={'width_ratios': [1, 1, 1, 1, 0.06, 1, 1, 0.06]})
+    axes = grid[:, [0, 1, 2, 3, 5, 6]]
+    for r, i in enumerate(idx):
+        f = frames[i]
+        gt = f['gt']
+        errs = []
+        for name in ('with', 'without'):
+            p, valid = prepare_prediction(f[name], gt, max_depth=max_depth)
+            errs.append((p, np.where(valid, np.abs(p - gt), np.nan)))
+        # one depth scale per row that fits the ground truth and both predictions
+        vals = np.concatenate([gt[np.isfinite(gt)]] + [p[np.isfinite(p)] for p, _ in errs])
+        vmax = float(np.percentile(vals, 99)) if vals.size else max_depth
+        finite = [e for _, e in errs if np.isfinite(e).any()]
+        emax = max([1e-3] + [float(np.nanpercentile(e, 95)) for e in finite])
+        axes[r, 0].imshow(f['rgb'])
+        im_d = axes[r, 1].imshow(np.where(np.isfinite(gt) & (gt > 0), gt, np.nan),
+                                 cmap='magma_r', vmin=0, vmax=vmax)
+        for j, (p, e) in enumerate(errs):
+            axes[r, 2 + j].imshow(p, cmap='magma_r', vmin=0, vmax=vmax)
+            im_e = axes[r, 4 + j].imshow(e, cmap='viridis', vmin=0, vmax=emax)
+            axes[r, 4 + j].set_xlabel(f'mean {np.nanmean(e):.2f} m', fontsize=10)
+        fig.colorbar(im_d, cax=grid[r, 4], label='m')
+        fig.colorbar(im_e, cax=grid[r, 7], label='m')
+        axes[r, 0].set_ylabel(f.get('label', f'pose {i}'), fontsize=10)
+    for j, t in enumerate(titles):
+        axes[0, j].set_title(t, fontsize=11, weight='bold')
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return idx
+
+
+def panel_frames(frames: Sequence[Dict[str, Any]], per_room: int = 1) -> List[Dict[str, Any]]:
+    """Pick ``per_room`` evenly spaced frames of every room, labelled by room."""
+    rooms: Dict[str, List[Dict[str, Any]]] = {}
+    for f in frames:
+        rooms.setdefault(f.get('room', ''), []).append(f)
+    out = []
+    for room, fs in rooms.items():
+        idx = sorted(set(np.linspace(0, len(fs) - 1, min(per_room, len(fs))).round()
+                         .astype(int).tolist()))
+        out += [dict(fs[i], label=room or f'pose {i}') for i in idx]
+    return out
+
+
+def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out_dir: str,
+                  panels_per_room: int = 1,
+                  info: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+    """Write report.md, metrics.csv, rooms.csv, per_frame.csv, results.json and panel.png."""
+    os.makedirs(out_dir, exist_ok=True)
+    files = {k: os.path.join(out_dir, n) for k, n in (
+        ('markdown', 'report.md'), ('csv', 'metrics.csv'), ('rooms', 'rooms.csv'),
+        ('per_frame', 'per_frame.csv'), ('json', 'results.json'), ('png', 'panel.png'))}
+    rows, rooms = score['rows'], score['rooms']
+    helped, line = verdict(score)
+    with open(files['csv'], 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['row', *COLUMNS, 'frames'])
+        for r, m in rows.items():
+            w.writerow([r] + [m[c] for c in COLUMNS] + [m['frames']])
+    with open(files['rooms'], 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['room', 'row', 'scale_error', *COLUMNS, 'frames', 'gt_median_m'])
+        for room, s in rooms.items():
+            for r, m in s['rows'].items():
+                w.writerow([room, r, s['scale_error'][r]] + [m[c] for c in COLUMNS]
+                           + [m['frames'], s['gt_median']])
+    with open(files['per_frame'], 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['room', 'stamp_ns', 'row', *COLUMNS])
+        for rec in score['per_frame']:
+            for r in rows:
+                if r in rec:
+                    w.writerow([rec['room'], rec['stamp_ns'], r] + [rec[r][c] for c in COLUMNS])
+    shown = panel_frames(score['frames'], panels_per_room)
+    plot_frames(shown, score['max_depth'], files['png'], len(shown))
+    results = {'rows': rows, 'rooms': rooms, 'poses': score['poses'], 'system': systems,
+               'max_depth': score['max_depth'], 'echoes_helped': helped, 'verdict': line,
+               **(info or {})}
+    with open(files['json'], 'w') as f:
+        json.dump(results, f, indent=1, default=lambda o: o.item())
+    frames = sum(s['frames'] for s in rooms.values())
+    md = ['# AVS-Net demo: simulated robot, unseen simulated rooms', '',
+          f'{frames} poses in {len(rooms)} rooms, the same poses with and without echoes '
+          f'(depth range 0 < gt ≤ {score["max_depth"]:g} m, mean of per-frame figures).', '',
+          f'**{line}**', '', '## All rooms', '', *table_lines(rows, markdown=True), '',
+          '## Per room', '', 'Scale error: mean over frames of |ln(median(pred) / '
+          'median(gt))| of the published metric depth (×: the factor it is off by).', '',
+          *room_lines(rooms, markdown=True), '',
+          'Rows: metric depth = relative model × MEDIAN(M_p)/MEDIAN(relative), with M_p from '
+          'the audio-visual model (echoes) or the visual-only one (no echoes); M_p rows are '
+          'the AVS-Net maps themselves.', '', '## System figures', '']
+    for label, s in systems.items():
+        md.append(f'- {label}: ' + ', '.join(f'{k} {fmt_value(v)}' for k, v in s.items()))
+    if info:
+        md += ['', '## Set-up', ''] + [f'- {k}: {v}' for k, v in info.items()]
+    md += ['', f'![panel]({os.path.basename(files["png"])})', '']
+    with open(files['markdown'], 'w') as f:
+        f.write('\n'.join(md))
+    return files
+
+
+def fmt_value(v: Any) -> str:
+    """Format a system figure: floats to two decimals, None as a dash."""
+    if v is None:
+        return '–'
+    return f'{v:.2f}' if isinstance(v, float) else str(v)
