@@ -136,27 +136,15 @@ def _runs(scale_av, scale_v, rooms=('small', 'big')):
 
 
 def test_verdict_says_plainly_whether_echoes_helped():
-    """Scale right with echoes in every room: helped; wrong in one room: it says which."""
+    """Right scale with echoes everywhere: fixed; wrong in one room: named; worse: NOT."""
     score = report.score_rooms(_runs((1.05, 0.97), (2.5, 0.4)), max_depth=30.0)
     helped, line = report.verdict(score)
-    assert helped and line.startswith('VERDICT: echoes fixed the scale')
+    assert helped and line.startswith('VERDICT: echoes fixed the scale in all 2 rooms')
     big = score['rooms']['big']['scale_error']
     assert big[report.ROW_AV] == pytest.approx(abs(np.log(0.97)), abs=1e-6)
     assert big[report.ROW_V] == pytest.approx(abs(np.log(0.4)), abs=1e-6)
 
-    helped, line = report.verdict(report.score_rooms(_runs((1.05, 0.3), (2.5, 0.4)), 30.0))
-    assert not helped and 'did NOT help' in line and 'not lower in big' in line
+    helped, line = report.verdict(report.score_rooms(_runs((1.05, 0.7), (2.5, 0.8)), 30.0))
+    assert helped and 'helped overall' in line and 'but NOT in big' in line
     helped, line = report.verdict(report.score_rooms(_runs((3.0, 3.0), (1.0, 1.0)), 30.0))
-    assert not helped and 'δ1 is not better' in line and 'AbsRel is not better' in line
-
-
-@pytest.mark.slow
-def test_a_graph_that_cannot_start_points_at_its_log(tmp_path, model_set):
-    """A missing model makes the graph exit; the error names the graph's log file."""
-    sim = demo_graph.sim_params(str(tmp_path / 'sim.yaml'), model_set['av'], seed=1, poses=2,
-                                rate=2.0, width=32, height=24, family='bv1_like')
-    with pytest.raises(RuntimeError, match=r'exited with status 1; see .*bad_graph\.log'):
-        demo_graph.run_graph('bad', {'av': str(tmp_path / 'missing.onnx')}, sim, str(tmp_path),
-                             domain_id=DOMAIN_ID + 1, poses=2, rate=2.0, need_echo=False,
-                             startup_timeout=60.0, progress=False)
-    assert 'missing.onnx' in open(tmp_path / 'bad_graph.log').read()
+    assert not helped and line.startswith('VERDICT: echoes did NOT help here')

@@ -178,16 +178,50 @@ class McapSalvageReader:
         self._data = b''
 
 
+def _checkpointed(path: str) -> Optional[bytes]:
+    """Return the database with its ``-wal`` file applied, or None if that fails.
+
+    A WAL-mode database (rosbag2's resilient storage preset) keeps recent commits in the
+    ``-wal`` file beside it until a checkpoint; SQLite applies them only when it opens the
+    files themselves, so a copy of both is opened and checkpointed in a temporary folder.
+    """
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, 'bag.db3')
+        shutil.copyfile(path, copy)
+        shutil.copyfile(path + '-wal', copy + '-wal')
+        try:
+            db = sqlite3.connect(copy)
+            try:
+                db.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchall()
+                db.execute('PRAGMA journal_mode=DELETE').fetchall()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError:
+            return None
+        with open(copy, 'rb') as f:
+            return f.read()
+
+
 def _whole_pages(path: str) -> bytes:
     """Return the database cut to whole pages, its header's page count set to match.
 
     SQLite calls a file whose header promises more pages than it has malformed; with the
-    count corrected, every intact page before the cut is readable.
+    count corrected, every intact page before the cut is readable. A WAL-mode file (header
+    bytes 18 and 19 = 2) gets its ``-wal`` file applied when one is there and readable, and
+    is marked as a rollback-journal file (1, 1): an in-memory database cannot open WAL mode.
     """
     with open(path, 'rb') as f:
         data = bytearray(f.read())
     if len(data) < 100:
         raise SalvageError(f'{path} is shorter than an SQLite header')
+    if 2 in data[18:20] and os.path.isfile(path + '-wal'):
+        applied = _checkpointed(path)
+        if applied is not None and len(applied) >= 100:
+            data = bytearray(applied)
+    data[18:20] = b'\x01\x01'
     page = struct.unpack('>H', data[16:18])[0]
     page = 65536 if page == 1 else page
     if page < 512 or page & (page - 1):
