@@ -113,6 +113,7 @@ def main(argv: Optional[list] = None) -> None:
                'epochs=100', '--set', f'seed={seed}']
         cmd += [x for s in sets for x in ('--set', s)]
         jobs.append((out + '.log', cmd))
+    os.makedirs(os.path.join(args.root, 'runs'), exist_ok=True)
     for i in range(0, len(jobs), 2):
         print(f'training {i + 1}-{min(i + 2, len(jobs))} of {len(jobs)} '
               f'({time.time() - t0:.0f} s)', flush=True)
