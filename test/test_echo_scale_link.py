@@ -32,6 +32,7 @@ def _generate(out, family, train, val, test, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about 3 minutes here: data, two 200-step trainings, scoring
 def test_av_scale_error_is_clearly_below_v_on_rooms_of_other_sizes(tmp_path):
     """The mean per-room scale error of AV is below 0.7x V's, and lower in the office."""
     import torch
