@@ -39,8 +39,6 @@ class ModelConfig:
     # paper), 'aux' (plus an auxiliary loss on a global echo log-scale), 'anchor' (aux, and
     # M_p is rescaled so its geometric mean is the echo's scale: the image gives structure).
     echo_scale: str = 'none'
-    # 'tof' only: the scale head also sees the pooled image bottleneck (the room's shape).
-    echo_scale_image: bool = False
     attention_heads: int = 8
     attention_dropout: float = 0.1
     n_bins: int = 64

@@ -72,26 +72,35 @@ def write_tables(results: Dict[str, dict], out_dir: str) -> str:
 
 def write_aide(aide: Dict[int, tuple], name: str, out_dir: str) -> None:
     """Write AIDE_k per 1 m band as CSV and as a bar plot."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     with open(os.path.join(out_dir, f'aide_{name}.csv'), 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['band_lo_m', 'band_hi_m', 'aide_m', 'images'])
         for k, (v, n) in aide.items():
             w.writerow([k, k + 1, f'{v:.6f}', n])
+    plot_aide({k: v for k, (v, _) in aide.items()}, None,
+              f'{name}: mean |V - GT| - |AV - GT| per band (positive = AV better)',
+              os.path.join(out_dir, f'aide_{name}.png'))
+
+
+def plot_aide(values: Dict[int, float], errors: Optional[Dict[int, float]], title: str,
+              path: str) -> None:
+    """Save AIDE_k per 1 m band [k, k+1) as bars (green: AV better), with optional error bars."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    ks = list(values)
+    vals = [values[k] for k in ks]
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ks = list(aide)
-    vals = [aide[k][0] for k in ks]
     ax.bar([k + 0.5 for k in ks], vals, width=0.9,
+           yerr=[errors[k] for k in ks] if errors else None, capsize=2,
            color=['tab:green' if v > 0 else 'tab:red' for v in vals])
     ax.axhline(0, color='k', lw=0.8)
     ax.set_xlabel('depth band [k, k+1) (m)')
     ax.set_ylabel('AIDE_k (m)')
-    ax.set_title(f'{name}: mean |V - GT| - |AV - GT| per band (positive = AV better)')
+    ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, f'aide_{name}.png'), dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

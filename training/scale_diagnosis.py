@@ -28,7 +28,7 @@ import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from avs_net_ros.core.acoustics import ChirpConfig, make_chirp, speed_of_sound
-from avs_net_ros.core.metrics import median_scale_error
+from avs_net_ros.core.metrics import median_scale_error, prepare_prediction
 import numpy as np
 from scipy import signal
 import torch
@@ -36,11 +36,6 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from training.evaluation import forward_batch
-
-
-def _resize_to(pred: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    return torch.nn.functional.interpolate(pred, size=tuple(size), mode='bilinear',
-                                           align_corners=True)
 
 
 @torch.no_grad()
@@ -57,14 +52,13 @@ def model_scale_errors(model: torch.nn.Module, dataset: Dataset, max_depth: floa
         s = dataset[i]
         batch = {k: s[k][None] for k in ('image', 'echo_spec')}
         out = forward_batch(model, batch, torch.device('cpu'))
-        pred = out['depth']
+        pred = out['depth'][0, 0].numpy().astype(np.float64)
         gt = s['depth'][0].numpy().astype(np.float64)
-        p = _resize_to(pred, gt.shape)[0, 0].numpy().astype(np.float64)
-        valid = gt > 0
+        p, valid = prepare_prediction(pred, gt, max_depth=max_depth)
         rec = {'location': s.get('location', str(i)),
                'gt_median': float(np.median(gt[valid])),
                'pred_median': float(np.median(p[valid])),
-               'scale_error': median_scale_error(p, gt, max_depth=max_depth)}
+               'scale_error': median_scale_error(pred, gt, max_depth=max_depth)}
         if 'echo_log_scale' in out:
             rec['echo_error'] = abs(float(out['echo_log_scale'][0])
                                     - float(np.log(gt[valid]).mean()))
@@ -193,9 +187,10 @@ def main(argv: Optional[list] = None) -> None:
     settings = None
     for item in args.model:
         name, _, path = item.partition('=')
-        model, config, _ = load_checkpoint_model(path)
+        model, config, state = load_checkpoint_model(path)
+        spec_size = state['config']['data']['train'].get('spec_size', (256, 256))
         entry = {'root': args.test_root or args.root, 'layout': 'bv2', 'split': 'test',
-                 'spec_size': list(_spec_size(path)), 'max_depth': config.max_depth,
+                 'spec_size': list(spec_size), 'max_depth': config.max_depth,
                  'depth_size': [96, 160]}
         if args.limit:
             entry['limit'] = args.limit
@@ -223,11 +218,6 @@ def main(argv: Optional[list] = None) -> None:
                 for loc, v in per_room(recs).items():
                     f.write(f'{name},{loc},{v["gt_median"]:.4f},{v["pred_median"]:.4f},'
                             f'{v["scale_error"]:.4f}\n')
-
-
-def _spec_size(checkpoint: str) -> Tuple[int, int]:
-    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    return tuple(state['config']['data']['train'].get('spec_size', (256, 256)))
 
 
 if __name__ == '__main__':

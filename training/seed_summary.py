@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
-from training.evaluate import COLUMNS, gains, ROW_NAMES
+from training.evaluate import COLUMNS, gains, plot_aide, ROW_NAMES
 import yaml
 
 
@@ -98,24 +98,11 @@ def write_summary(agg: Mapping[str, dict], out_dir: str) -> str:
 def write_aide_band_plot(aide: Mapping[int, tuple], name: str, out_dir: str,
                          seeds: Sequence[int]) -> None:
     """Write mean AIDE_k per 1 m band with the seeds' sd as CSV and as a bar plot."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     with open(os.path.join(out_dir, f'aide_{name}.csv'), 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['band_lo_m', 'band_hi_m', 'aide_mean_m', 'aide_sd_m', 'seeds'])
         for k, (m, sd, n) in aide.items():
             w.writerow([k, k + 1, f'{m:.6f}', f'{sd:.6f}', n])
-    ks = list(aide)
-    means = [aide[k][0] for k in ks]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([k + 0.5 for k in ks], means, width=0.9, yerr=[aide[k][1] for k in ks], capsize=2,
-           color=['tab:green' if v > 0 else 'tab:red' for v in means])
-    ax.axhline(0, color='k', lw=0.8)
-    ax.set_xlabel('depth band [k, k+1) (m)')
-    ax.set_ylabel('AIDE_k (m)')
-    ax.set_title(f'{name}: |V - GT| - |AV - GT| per band, mean ± sd over {len(seeds)} seeds')
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, f'aide_{name}.png'), dpi=110)
-    plt.close(fig)
+    plot_aide({k: v[0] for k, v in aide.items()}, {k: v[1] for k, v in aide.items()},
+              f'{name}: |V - GT| - |AV - GT| per band, mean ± sd over {len(seeds)} seeds',
+              os.path.join(out_dir, f'aide_{name}.png'))

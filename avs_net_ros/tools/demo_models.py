@@ -76,7 +76,7 @@ def _train_progress(log_path: str) -> int:
     return steps[-1] if steps else 0
 
 
-def _train_all(root: str, config: str, data: str, seed: int, steps: int,
+def _train_all(root: str, config: str, data: str, seed: int,
                progress: Callable[[int], None]) -> None:
     py = sys.executable
     logs = os.path.join(root, 'logs')
@@ -131,8 +131,7 @@ def make_models(root: str, config: str, seed: int, rebuild: bool = False) -> Dic
         steps = int(yaml.safe_load(f).get('max_steps') or 0)
     t1 = time.time()
     with tqdm(total=steps * len(VARIANTS) or None, desc='training', unit='step') as bar:
-        _train_all(root, config, data, seed, steps,
-                   lambda done: bar.update(max(0, done - bar.n)))
+        _train_all(root, config, data, seed, lambda done: bar.update(max(0, done - bar.n)))
     say(f'training: done in {time.time() - t1:.0f} s; exporting to ONNX (contract metadata, '
         f'parity check against PyTorch)')
     for v in VARIANTS:

@@ -65,7 +65,7 @@ class AVSNet(nn.Module):
                                      "'anchor' (its scale head is its training signal)")
                 self.echo_encoder = TimeOfFlightEncoder(
                     btl, config.echo_channels, config.echo_freq_bands, config.echo_width,
-                    init_log_scale=init, image_channels=btl if config.echo_scale_image else 0)
+                    init_log_scale=init)
             else:
                 self.echo_encoder = EchoEncoder(btl, config.echo_channels, config.echo_backbone,
                                                 config.echo_weights, scale_head, init)
@@ -99,10 +99,7 @@ class AVSNet(nn.Module):
                 raise ValueError(f'echo_spec must be (B, {self.config.echo_channels}, Hs, Ws), '
                                  f'got {tuple(echo_spec.shape)}')
             l4 = layers[3]
-            if isinstance(self.echo_encoder, TimeOfFlightEncoder):
-                echo, log_scale = self.echo_encoder(echo_spec, l4.shape[-2:], l4)
-            else:
-                echo, log_scale = self.echo_encoder(echo_spec, l4.shape[-2:])
+            echo, log_scale = self.echo_encoder(echo_spec, l4.shape[-2:])
             layers = [*layers[:3], self.fusion(l4, echo)]
         dec = self.core.decode(layers)
         head_in = (layers[3], dec.blocks, dec.out_conv, dec.relative)

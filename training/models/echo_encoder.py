@@ -74,7 +74,7 @@ class TimeOfFlightEncoder(nn.Module):
 
     def __init__(self, out_channels: int, in_channels: int = 2, freq_bins: int = 32,
                  width: int = 64, heads: int = 4, dilations: Sequence[int] = (1, 2, 4, 8),
-                 init_log_scale: float = 1.0, image_channels: int = 0) -> None:
+                 init_log_scale: float = 1.0) -> None:
         super().__init__()
         self.in_channels, self.freq_bins = in_channels, freq_bins
         layers, cin = [], in_channels * freq_bins + 1
@@ -85,22 +85,14 @@ class TimeOfFlightEncoder(nn.Module):
         self.temporal = nn.Sequential(*layers)
         self.attend = nn.Conv1d(width + 1, heads, 1)
         pooled = heads * (width + 1)
-        # image_channels > 0: the pooled image bottleneck joins the echo vector, so the scale
-        # head knows the room's shape (a corridor's late echoes mean something else).
-        self.image_channels = image_channels
-        self.vector = nn.Sequential(nn.Linear(pooled + image_channels, 2 * width),
-                                    nn.ReLU(inplace=True))
+        self.vector = nn.Sequential(nn.Linear(pooled, 2 * width), nn.ReLU(inplace=True))
         self.log_scale = nn.Linear(2 * width, 1)
         nn.init.zeros_(self.log_scale.weight)
         nn.init.constant_(self.log_scale.bias, init_log_scale)
         self.project = nn.Sequential(nn.Linear(2 * width, out_channels), nn.ReLU(inplace=True))
 
-    def features(self, spec: torch.Tensor, image: Optional[torch.Tensor] = None
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Return (vector (B, 2*width), log_scale (B,)).
-
-        ``image`` is the (B, C, h, w) bottleneck, needed when built with ``image_channels``.
-        """
+    def features(self, spec: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (vector (B, 2*width), log_scale (B,))."""
         b, c, f, t = spec.shape
         if c != self.in_channels or f % self.freq_bins:
             raise ValueError(f'time-of-flight encoder needs ({self.in_channels}, k * '
@@ -116,17 +108,13 @@ class TimeOfFlightEncoder(nn.Module):
         h = torch.cat([h, coord], dim=1)                               # (B, width+1, T)
         w = torch.softmax(self.attend(h), dim=-1)                       # (B, heads, T)
         pooled = torch.einsum('bkt,bct->bkc', w, h).reshape(b, -1)
-        if self.image_channels:
-            if image is None:
-                raise ValueError('this time-of-flight encoder needs the image bottleneck')
-            pooled = torch.cat([pooled, image.mean(dim=(2, 3))], dim=1)
         v = self.vector(pooled)
         return v, self.log_scale(v)[:, 0]
 
-    def forward(self, spec: torch.Tensor, grid: Sequence[int],
-                image: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, spec: torch.Tensor,
+                grid: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return (tokens (B, out_channels, h, w), log_scale (B,))."""
-        v, log_scale = self.features(spec, image)
+        v, log_scale = self.features(spec)
         tokens = self.project(v)[:, :, None, None]
         size = tuple(int(g) for g in grid)
         return tokens.expand(-1, -1, *size).contiguous(), log_scale
