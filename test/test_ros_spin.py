@@ -112,3 +112,55 @@ def test_each_node_spins_on_its_own_thread_and_takes_every_message():
         assert got == list(range(20))
     finally:
         ros.close()
+
+
+_SIGNALLED_PROCESS = '''
+import sys
+from avs_net_ros.ros.spin import init_process, spin_nodes
+import rclpy
+from rclpy.node import Node
+from rclpy.signals import get_current_signal_handlers_options, SignalHandlerOptions
+
+init_process()
+assert get_current_signal_handlers_options() == SignalHandlerOptions.NO
+
+
+class Ticking(Node):
+    def __init__(self):
+        super().__init__('ticking')
+        self.create_timer(0.01, lambda: None)
+
+    def destroy_node(self):
+        print('destroyed', flush=True)
+        super().destroy_node()
+
+
+node = Ticking()
+print('ready', flush=True)
+spin_nodes([node])
+rclpy.try_shutdown()
+print('shut down', flush=True)
+'''
+
+
+@pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
+def test_a_signal_stops_the_nodes_in_order_without_rclpy_signal_handlers(sig):
+    import signal
+    import subprocess
+    import sys
+
+    from ros_fixtures import ROOT, ros_env
+
+    proc = subprocess.Popen([sys.executable, '-c', _SIGNALLED_PROCESS], cwd=ROOT,
+                            env=ros_env(DOMAIN_ID), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        time.sleep(0.3)  # the timer is firing
+        proc.send_signal(getattr(signal, sig))
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert out.split() == ['destroyed', 'shut', 'down'], out

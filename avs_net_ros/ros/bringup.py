@@ -110,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from avs_net_ros.runtime.memory import keep_freed_memory
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     import rclpy
-    from avs_net_ros.ros.spin import spin_nodes
+    from avs_net_ros.ros.spin import init_process, spin_nodes
 
     logger = rclpy.logging.get_logger('avs_bringup')
     try:
@@ -119,13 +119,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         logger.fatal(str(e))
         return 1
-    rclpy.init(args=['avs_bringup'] + ros_args)
+    init_process(['avs_bringup'] + ros_args)
     try:
         nodes = create_nodes(resolved)
     except (FileNotFoundError, ValueError, ImportError) as e:
         logger.fatal(f'cannot start the graph: {e}')
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # stopped while the models were loading
+        rclpy.try_shutdown()
+        return 0
     logger.info('running ' + ', '.join(n.get_fully_qualified_name() for n in nodes))
     spin_nodes(nodes)
     rclpy.try_shutdown()

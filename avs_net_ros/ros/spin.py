@@ -9,6 +9,7 @@ callbacks short and do heavy work on ``worker.WakeableWorker`` threads, so one e
 per node is enough, and nodes in one process never delay each other.
 """
 
+import signal
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -66,6 +67,27 @@ class NodeSpinner:
             self.remove(node)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def init_process(args: Optional[List[str]] = None) -> None:
+    """``rclpy.init`` for a process that spins nodes with ``spin_nodes`` until a signal.
+
+    rclpy's own signal handlers are left out. On SIGINT they trigger every executor's guard
+    condition from a thread of their own while the main thread destroys those executors; that
+    race crashed bringup with SIGSEGV ("rcl_trigger_guard_condition() failed: guard condition
+    implementation is invalid") in CI. Here SIGINT and SIGTERM raise KeyboardInterrupt in the
+    main thread, and ``spin_nodes`` stops the executors and destroys the nodes in order.
+    """
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def spin_nodes(nodes: List[Node], context: Any = None) -> None:
     """Spin ``nodes`` until Ctrl-C or the context shuts down, then destroy them.
 
@@ -94,13 +116,16 @@ def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
     and 1 is returned, so ``ros2 run`` and launch show why it exited.
     """
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
-    rclpy.init(args=args)
+    init_process(args)
     try:
         node = factory()
     except startup_errors as e:
         rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
     spin_nodes([node])
     rclpy.try_shutdown()
     return 0
