@@ -134,11 +134,23 @@ def test_cut_with_known_latency_searches_only_around_it():
     s = SonarSettings(max_range=4.0, max_latency=0.1)
     x = _recording(s, 300)
     lo, hi = search_range(s, latency=300, tolerance=8)
-    assert hi == 309 and lo == 0  # from well before, for the median, up to latency + tol
+    # from well before (for the median) to one chirp past latency + tol (to see a late chirp)
+    assert hi == 309 + s.chirp.num_samples and lo == 0
     assert cut_recording(x, s.chirp_waveform(), s, latency=302, tolerance=8).latency == 300
     with pytest.raises(EchoFault, match='expected at 900') as e:
         cut_recording(x, s.chirp_waveform(), s, latency=900, tolerance=8)
     assert e.value.kind == 'no_direct_path'
+
+
+def test_cut_rejects_a_direct_path_just_later_than_the_known_latency():
+    # PulseAudio under load moved its latency by 33 samples: the narrow search then ended on
+    # a side lobe and the echo was published 33 samples off. It must be refused instead.
+    s = SonarSettings(max_range=4.0, max_latency=0.1)
+    x = _recording(s, 300 + 33)
+    with pytest.raises(EchoFault, match='333 samples after emission, expected at 300') as e:
+        cut_recording(x, s.chirp_waveform(), s, latency=300, tolerance=32)
+    assert e.value.kind == 'no_direct_path'
+    assert cut_recording(x, s.chirp_waveform(), s, latency=300 + 30, tolerance=32).latency == 333
 
 
 def test_cut_faults_name_the_problem():

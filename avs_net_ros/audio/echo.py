@@ -49,10 +49,11 @@ def recording_span(settings: SonarSettings, latency: Optional[int] = None,
     """Return (before, after): samples to record before and after the chirp's output sample.
 
     With ``latency`` unknown the direct path is searched up to ``max_latency`` after the
-    chirp; once known, only ``latency +- tolerance``.
+    chirp; once known, around ``latency +- tolerance`` (see ``search_range``).
     """
     before = settings.lead_in_samples
-    reach = settings.max_latency_samples if latency is None else latency + tolerance
+    reach = (settings.max_latency_samples if latency is None
+             else latency + tolerance + _late_margin(settings))
     after = reach + max(settings.window - settings.lead_in_samples,
                         settings.chirp.num_samples) + 1
     return before, after
@@ -63,14 +64,24 @@ def recording_span(settings: SonarSettings, latency: Optional[int] = None,
 NOISE_SPAN = 512
 
 
+def _late_margin(settings: SonarSettings) -> int:
+    return int(settings.chirp.num_samples)
+
+
 def search_range(settings: SonarSettings, latency: Optional[int] = None,
                  tolerance: int = 0) -> Tuple[int, int]:
-    """Return the onsets (first, last + 1) searched in a recording from ``recording_span``."""
+    """Return the onsets (first, last + 1) searched in a recording from ``recording_span``.
+
+    With a known latency the search also runs one chirp length past ``latency + tolerance``:
+    a direct path that arrives later than that (the device latency moved, as PulseAudio's
+    does under load) is then found and refused by ``cut_recording``. A search ending at the
+    tolerance took the side lobe at its edge instead and cut a misaligned echo.
+    """
     before = settings.lead_in_samples
     if latency is None:
         return before, before + settings.max_latency_samples + 1
     return (max(0, before + latency - max(tolerance, NOISE_SPAN)),
-            before + latency + tolerance + 1)
+            before + latency + tolerance + _late_margin(settings) + 1)
 
 
 def cut_recording(recording: np.ndarray, chirp: np.ndarray, settings: SonarSettings,
