@@ -17,7 +17,7 @@ def test_batvision_echo_windows():
 
 def test_speed_of_sound_and_chirp_rate():
     assert speed_of_sound(20.0) == pytest.approx(343.42)
-    assert max_chirp_rate(12.0) == pytest.approx(14.3, abs=0.1)  # DESIGN.md: 14 Hz at 12 m
+    assert max_chirp_rate(12.0) == pytest.approx(14.3, abs=0.1)  # c / (2 x 12 m): 14 Hz
     assert max_chirp_rate(30.0) == pytest.approx(5.7, abs=0.1)
     assert max_chirp_rate(12.0, reverb_guard=0.1) < 6.0
 

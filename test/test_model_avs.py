@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from training.config import ModelConfig
 from training.evaluation import forward_batch
 from training.models.avs_net import AVSNet, build_model, RelativeDepthNet
-from training.models.metric_bins import LogBinomial, MetricBinsHead
+from training.models.metric_bins import AttractorLayer, LogBinomial, MetricBinsHead
 
 MIN_DEPTH, MAX_DEPTH = 0.1, 12.0
 
@@ -114,8 +115,8 @@ def test_bad_inputs_are_named():
 
 
 def test_head_matches_zoedepth_reference_layout():
-    # zoedepth.md 1.3: 707,777 head parameters with MiDaS-small widths, 478,145 with DPT
-    # widths, 48 state_dict keys, for the ZoeD_N (softplus) head.
+    # ZoeDepth's ZoeD_N (softplus) head: 707,777 parameters with MiDaS-small widths, 478,145
+    # with DPT widths, 48 state_dict keys (counted on isl-org/ZoeDepth's model code).
     small = MetricBinsHead([512, 256, 128, 64, 64], bin_centers_type='softplus')
     dpt = MetricBinsHead([256] * 5, bin_centers_type='softplus')
     assert sum(p.numel() for p in small.parameters()) == 707_777
@@ -128,8 +129,34 @@ def test_head_matches_zoedepth_reference_layout():
             'conditional_log_binomial.mlp.2.weight'} <= keys
 
 
+def test_attractors_run_with_the_alpha_zoedepths_layers_use():
+    # ZoeDepth's AttractorLayer calls inv_attractor(dx) without its configured alpha (1000), so
+    # released heads run alpha 300, gamma 2. The defaults must do the same.
+    cfg = ModelConfig()
+    assert (cfg.attractor_alpha, cfg.attractor_gamma, cfg.attractor_type) == (300.0, 2, 'inv')
+    head = AVSNet(tiny_model_config('v')).head
+    assert {(a.alpha, a.gamma) for a in head.attractors} == {(300.0, 2)}
+    torch.manual_seed(0)
+    layer = AttractorLayer(16, 4, 1e-3, 10.0, True, cfg.attractor_alpha, cfg.attractor_gamma)
+    x, emb = torch.randn(1, 16, 4, 4), torch.randn(1, 16, 2, 2)
+    b_prev = torch.rand(1, 8, 2, 2)
+    # ZoeDepth's forward, written out: attractor points from the first of each channel pair,
+    # centres moved by mean_i dx_i / (1 + 300 dx_i^2).
+    a = layer._net(x + F.interpolate(emb, (4, 4), mode='bilinear', align_corners=True))
+    a = (a + 1e-3).view(1, 4, 2, 4, 4)[:, :, 0]
+    centres = F.interpolate(b_prev, (4, 4), mode='bilinear', align_corners=True)
+    dx = a.unsqueeze(2) - centres.unsqueeze(1)
+    expected = centres + (dx / (1 + 300.0 * dx ** 2)).mean(dim=1)
+    b, metric = layer(x, b_prev, emb)
+    torch.testing.assert_close(b, expected)
+    sorted_metric, _ = torch.sort((10.0 - 1e-3) * expected + 1e-3, dim=1)
+    torch.testing.assert_close(metric, sorted_metric.clamp(1e-3, 10.0))
+    layer.alpha = 1000.0  # ZoeDepth's configured value gives another head
+    assert not torch.allclose(layer(x, b_prev, emb)[0], expected)
+
+
 def test_midas_small_layout():
-    # zoedepth.md 5.1: MiDaS v2.1 small = 21.32 M parameters, including refinenet4's unused
+    # MiDaS v2.1 small (isl-org/MiDaS) = 21.32 M parameters, including refinenet4's unused
     # first residual unit (2 x (512*512*9 + 512) parameters) that this implementation omits.
     model = AVSNet(ModelConfig(variant='v', image_size=(64, 64), min_depth=1e-3,
                                max_depth=10.0, bin_centers_type='softplus'))

@@ -114,8 +114,7 @@ def test_each_node_spins_on_its_own_thread_and_takes_every_message():
         ros.close()
 
 
-_SIGNALLED_PROCESS = '''
-import sys
+_SIGNALLED_PROCESS = """
 from avs_net_ros.ros.spin import init_process, spin_nodes
 import rclpy
 from rclpy.node import Node
@@ -140,7 +139,7 @@ print('ready', flush=True)
 spin_nodes([node])
 rclpy.try_shutdown()
 print('shut down', flush=True)
-'''
+"""
 
 
 @pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])

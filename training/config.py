@@ -1,6 +1,7 @@
 """Training configuration: dataclasses filled from YAML, unknown keys rejected by name.
 
-Defaults are ZoeDepth's (``zoedepth.md`` section 2) unless a comment says otherwise.
+Defaults are ZoeDepth's (its ``config_zoedepth.json`` and model code, isl-org/ZoeDepth) unless
+a comment says otherwise.
 """
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -45,7 +46,11 @@ class ModelConfig:
     bin_embedding_dim: int = 128
     bin_centers_type: str = 'normed'
     n_attractors: Tuple[int, ...] = (16, 8, 4, 1)
-    attractor_alpha: float = 1000.0
+    # ZoeDepth's config says alpha 1000, but its attractor layers call the attractor function
+    # without alpha or gamma, so every ZoeDepth head runs with alpha 300, gamma 2 (and the
+    # 'inv' attractor whatever attractor_type says). These defaults are what its layers do,
+    # so ZoeDepth-trained heads behave the same here; set 1000 to get what its config states.
+    attractor_alpha: float = 300.0
     attractor_gamma: int = 2
     attractor_kind: str = 'mean'
     attractor_type: str = 'inv'

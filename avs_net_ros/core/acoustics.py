@@ -4,7 +4,7 @@ Defaults and where they come from:
 
 - Chirp: a 3 ms linear sweep from 20 Hz to 20 kHz at 44.1 kHz. BatVision does not publish its
   chirp; this is the ``3ms_sweep`` of VisualEchoes / SoundSpaces that Pano-Echo and SAGENet use
-  for BatVision-style echoes (``../shared/references/batvision.md`` section 3).
+  for BatVision-style echoes.
 - Speed of sound: c = 331.3 + 0.606 T m/s (dry air, T in degrees Celsius).
 - Echo window: BatVision's loader cuts ``int((2 * max_depth / 340) * sr)`` samples, i.e. it
   assumes c = 340 m/s; that stays the default so models trained on BatVision see the same

@@ -1,6 +1,6 @@
 """Putting relative depth on a metric scale, and filtering that scale over time.
 
-The paper's correction (AVS-Net, Eq. in DESIGN.md) is ``M = R * median(M_p) / median(R)`` on
+The paper's correction (AVS-Net, arXiv 2412.01637) is ``M = R * median(M_p) / median(R)`` on
 the pixels valid in both maps, with R inverted first when the relative model predicts
 disparity. Two alternatives are offered for comparison: the least-squares scale, and a
 scale-and-shift fit in disparity space for affine-invariant models (MiDaS-style outputs, where

@@ -12,7 +12,7 @@ class BagTopicsError(AvsInputError):
 
 @dataclass(frozen=True)
 class BagTopics:
-    """Topic names in the bag (DESIGN.md defaults; a leading '/' is optional)."""
+    """Topic names in the bag (the nodes' defaults; a leading '/' is optional)."""
 
     image: str = '/image'
     camera_info: str = '/camera_info'

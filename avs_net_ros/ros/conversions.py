@@ -4,7 +4,7 @@ The readers are duck-typed: they take rclpy messages and the rosbags dataclasses
 object with the sensor_msgs/Image fields), so replay tools and nodes share one implementation.
 The writers build rclpy messages (``sensor_msgs``/``std_msgs`` are imported when called).
 
-Conventions (DESIGN.md, REP 118):
+Conventions (README "The nodes", REP 118):
 
 - Images: rgb8, bgr8, mono8, 32FC1, 16UC1 (plus mono16). ``step`` may include row padding;
   ``is_bigendian`` is honoured for multi-byte pixels.
@@ -37,7 +37,7 @@ ENCODINGS: Dict[str, Tuple[np.dtype, int]] = {
     '16UC1': (np.dtype(np.uint16), 1),
     '32FC1': (np.dtype(np.float32), 1),
 }
-#: Encodings a camera image may have for the depth pipeline (DESIGN.md topics).
+#: Encodings a camera image may have for the depth pipeline (README "The nodes").
 CAMERA_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
 ECHO_ENCODING = '32FC1'
 _HOST_BIGENDIAN = sys.byteorder == 'big'

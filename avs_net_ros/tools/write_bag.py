@@ -3,7 +3,7 @@
     avs_write_bag sim OUT_BAG [--frames 50] [--family bv2_like] [--seed 0] [--size 320x240]
     avs_write_bag batvision OUT_BAG --root BV2_ROOT [--layout bv2] [--split test]
 
-Topics (DESIGN.md): /image (rgb8), /camera_info (simulated), /echoes (32FC1, 2 x samples,
+Topics (the nodes' defaults): /image (rgb8), /camera_info (simulated), /echoes (32FC1, 2 x samples,
 stamped like the image), /echoes/info (latched JSON), /depth/ground_truth (32FC1 metres, NaN
 invalid; or 16UC1 millimetres, 0 invalid, with --gt-encoding 16UC1).
 """

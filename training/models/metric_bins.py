@@ -1,4 +1,4 @@
-"""ZoeDepth's metric-bins head (``zoedepth.md`` section 1.3), reimplemented module by module.
+"""ZoeDepth's metric-bins head (isl-org/ZoeDepth, zoedepth/models/layers), reimplemented.
 
 Data flow, for decoder maps at strides 32 (bottleneck), 16, 8, 4, 2 and the 32-channel
 ``out_conv`` at full resolution (H, W):
@@ -7,7 +7,9 @@ Data flow, for decoder maps at strides 32 (bottleneck), 16, 8, 4, 2 and the 32-c
 2. Seed bin regressor on x_d0 -> n_bins centres (B, n_bins, H/32, W/32).
 3. Seed projector on x_d0, projectors on r4..r1 -> 128-d bin embeddings.
 4. Four attractor layers (16, 8, 4, 1 attractors at strides 16, 8, 4, 2) move the centres
-   towards predicted attractor points: c += mean_i dx_i / (1 + alpha dx_i^gamma) ("inv").
+   towards predicted attractor points: c += mean_i dx_i / (1 + alpha dx_i^gamma) ("inv");
+   alpha 300, gamma 2 by default, the values ZoeDepth's layers actually run with (they call
+   the attractor function without the configured alpha).
 5. Conditional log-binomial over the bins from concat(out_conv, relative) conditioned on the
    last embedding; temperature in [min_temp, max_temp].
 6. depth = sum_k p_k c_k at (H, W).
@@ -88,7 +90,7 @@ class AttractorLayer(nn.Module):
     """One attractor stage; returns (b_prev for the next stage, metric centres)."""
 
     def __init__(self, in_features: int, n_attractors: int, min_depth: float,
-                 max_depth: float, normed: bool, alpha: float = 1000.0, gamma: int = 2,
+                 max_depth: float, normed: bool, alpha: float = 300.0, gamma: int = 2,
                  kind: str = 'mean', attractor_type: str = 'inv', mlp_dim: int = 128) -> None:
         super().__init__()
         if kind not in ('mean', 'sum') or attractor_type not in ('inv', 'exp'):
@@ -173,7 +175,7 @@ class MetricBinsHead(nn.Module):
 
     def __init__(self, channels: Sequence[int], out_conv_channels: int = 32,
                  n_bins: int = 64, bin_embedding_dim: int = 128,
-                 n_attractors: Sequence[int] = (16, 8, 4, 1), attractor_alpha: float = 1000.0,
+                 n_attractors: Sequence[int] = (16, 8, 4, 1), attractor_alpha: float = 300.0,
                  attractor_gamma: int = 2, attractor_kind: str = 'mean',
                  attractor_type: str = 'inv', min_temp: float = 0.0212,
                  max_temp: float = 50.0, min_depth: float = 1e-3, max_depth: float = 10.0,

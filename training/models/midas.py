@@ -1,6 +1,6 @@
 """MiDaS-style image encoder-decoder on a timm backbone (MiDaS v2.1 small layout).
 
-Layout (``zoedepth.md`` section 5.1), for an input of H x W (multiples of 32):
+Layout (as isl-org/MiDaS v2.1 small builds it), for an input of H x W (multiples of 32):
 
 - encoder: a timm ``features_only`` backbone giving four maps at strides 4, 8, 16, 32
   (tf_efficientnet_lite3: 32, 48, 136, 384 channels). Backbones whose maps are all at one
