@@ -70,10 +70,11 @@ def test_wav_round_trip_and_rejects_non_wav(tmp_path):
 
 def test_echo_settings_follow_the_official_windows():
     bv2s = echo_settings('bv2')
-    assert bv2s.features.window_samples == 7782 and bv2s.max_depth == 30.0
+    assert bv2s.features.window_samples == 7782 and bv2s.echo_max_depth == 30.0
     assert bv2s.features.sample_rate == 44100 and bv2s.features.stft.hop_length == 16
     bv1s = echo_settings('bv1')
-    assert bv1s.max_depth == 12.0 and bv1s.lead_in == 976 and bv2s.lead_in == 208
+    assert bv1s.echo_max_depth == 12.0
+    assert (bv1s.lead_in_samples, bv2s.lead_in_samples) == (976, 208)
     assert bv1s.features.window_samples == 3112 + 976
     assert echo_settings('bv2', max_depth=12.0, spec_size=(128, 64)).features.spec_size == \
         (128, 64)

@@ -443,12 +443,12 @@ def test_batvision_split_converts_to_a_bag(tmp_path, layout):
     settings = echo_settings(layout)
     assert len(frames) == len(records) == 3
     assert report.echo_info.window_samples == settings.features.window_samples
-    assert report.echo_info.lead_in_samples == settings.lead_in
+    assert report.echo_info.lead_in_samples == settings.lead_in_samples
     for f, rec in zip(frames, records):
         inst = mod.load_instance(rec)
         np.testing.assert_array_equal(f.rgb, inst['rgb'])
         np.testing.assert_array_equal(f.echo, cut_window(inst['audio'], settings))
-        want = depth_to_metres(inst['depth_mm'], settings.max_depth, beyond='invalid')
+        want = depth_to_metres(inst['depth_mm'], settings.echo_max_depth, beyond='invalid')
         np.testing.assert_allclose(np.nan_to_num(f.ground_truth), want, atol=5e-4)
     assert write_bag.main(['batvision', str(tmp_path / 'x'), '--root',
                            str(tmp_path / 'none')]) == 2

@@ -116,10 +116,8 @@ def echo_contract(config: TrainConfig) -> EchoContract:
     from training.datasets import echo_settings
 
     t = config.data.train
-    s = echo_settings(t['layout'], t.get('max_depth'), tuple(t.get('spec_size', (256, 256))),
-                      t.get('lead_in'))
-    return EchoContract(features=s.features, echo_max_depth=s.max_depth,
-                        speed_of_sound=s.speed_of_sound, lead_in_samples=s.lead_in)
+    return echo_settings(t['layout'], t.get('max_depth'),
+                         tuple(t.get('spec_size', (256, 256))), t.get('lead_in'))
 
 
 def collate_eval(batch: list) -> Dict[str, torch.Tensor]:

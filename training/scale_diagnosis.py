@@ -109,7 +109,7 @@ def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -
 
 
 def _range_table(dataset: Dataset, progress: bool) -> Dict[str, np.ndarray]:
-    lead = int(dataset.settings.lead_in)
+    lead = int(dataset.settings.lead_in_samples)
     sr = int(dataset.settings.features.sample_rate)
     chirp = make_chirp(ChirpConfig(sample_rate=sr))
     rows = {'log_gt': [], 'log_first': [], 'log_centroid': [], 'location': []}
@@ -150,7 +150,7 @@ def range_resolution(settings) -> Dict[str, float]:
     return {'window_samples': f.window_samples, 'stft_frames': frames,
             'time_bins': f.spec_size[1], 'samples_per_bin': samples_per_bin,
             'metres_per_bin': samples_per_bin * metres_per_sample,
-            'direct_path_bin': settings.lead_in / samples_per_bin,
+            'direct_path_bin': settings.lead_in_samples / samples_per_bin,
             'max_range_m': f.window_samples * metres_per_sample}
 
 

@@ -1,19 +1,20 @@
 """Turning raw BatVision arrays into model inputs, shared by training and offline evaluation.
 
 :func:`echo_settings` is the one place that decides a dataset's echo features (sample rate, echo
-window for the maximum depth, STFT, spectrogram size, lead-in), so the model exporter can write
-the same values into the ONNX contract.
+window for the maximum depth, STFT, spectrogram size, lead-in). It returns the core's
+``EchoContract``, the type the ONNX contract stores, so the exporter writes exactly what the
+data was built with.
 
 Depth is resized with nearest-neighbour at pixel centres (torch's 'nearest-exact'): bilinear, as
 in the official loader, would blend the invalid zeros into valid pixels at hole edges and create
 depths that were never measured.
 """
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from avs_net_ros.core.acoustics import (BATVISION_SPEED_OF_SOUND, echo_window_samples,
                                         speed_of_sound)
+from avs_net_ros.core.contract import EchoContract
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.spectrogram import echo_spectrogram, EchoFeatureConfig, StftConfig
 from avs_net_ros.datasets.bv1 import BV1_MAX_DEPTH, BV1_SAMPLES
@@ -33,27 +34,9 @@ DEFAULT_LEAD_IN = {k: v + int(round(RigGeometry().direct_path_samples(
     BV2_SAMPLE_RATE, speed_of_sound(20.0)))) for k, v in EMIT_SAMPLE.items()}
 
 
-@dataclass(frozen=True)
-class EchoSettings:
-    """A dataset's echo features plus what the runtime needs to cut live recordings alike.
-
-    Attributes:
-        features: The core's EchoFeatureConfig (sample rate, window, STFT, spec size).
-        lead_in: Samples before the direct-path onset that the window starts with.
-        max_depth: Depth range (m) the window covers.
-        speed_of_sound: Speed of sound (m/s) used for the window (BatVision: 340).
-
-    """
-
-    features: EchoFeatureConfig
-    lead_in: int
-    max_depth: float
-    speed_of_sound: float = BATVISION_SPEED_OF_SOUND
-
-
 def echo_settings(layout: str, max_depth: Optional[float] = None,
                   spec_size: Tuple[int, int] = (256, 256), lead_in: Optional[int] = None,
-                  sample_rate: int = BV2_SAMPLE_RATE) -> EchoSettings:
+                  sample_rate: int = BV2_SAMPLE_RATE) -> EchoContract:
     """Return the echo settings a BV1 or BV2 dataset uses.
 
     BV2 (official): the first ``int(2 * max_depth / 340 * sr)`` samples (7782 for 30 m).
@@ -70,10 +53,11 @@ def echo_settings(layout: str, max_depth: Optional[float] = None,
         window = min(window + lead, BV1_SAMPLES)
     feats = EchoFeatureConfig(sample_rate=sample_rate, window_samples=window,
                               stft=StftConfig(), spec_size=tuple(spec_size))
-    return EchoSettings(feats, lead, float(depth))
+    return EchoContract(features=feats, echo_max_depth=float(depth),
+                        speed_of_sound=BATVISION_SPEED_OF_SOUND, lead_in_samples=lead)
 
 
-def cut_window(audio: np.ndarray, settings: EchoSettings) -> np.ndarray:
+def cut_window(audio: np.ndarray, settings: EchoContract) -> np.ndarray:
     """Return the first ``window_samples`` of (2, N) audio, zero-padded if it is shorter."""
     n = settings.features.window_samples
     x = np.asarray(audio, dtype=np.float32)
@@ -83,7 +67,7 @@ def cut_window(audio: np.ndarray, settings: EchoSettings) -> np.ndarray:
     return np.concatenate([x, pad], axis=-1)
 
 
-def spectrogram(echo: np.ndarray, settings: EchoSettings) -> np.ndarray:
+def spectrogram(echo: np.ndarray, settings: EchoContract) -> np.ndarray:
     """Return the (2, H, W) echo spectrogram of a cut echo (the core's BatVision STFT)."""
     return echo_spectrogram(echo, settings.features, settings.features.sample_rate)
 

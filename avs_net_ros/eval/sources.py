@@ -9,10 +9,11 @@ the bag's echoes as it read its training data.
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
+from avs_net_ros.core.contract import EchoContract
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.common import depth_to_metres, sort_records
-from avs_net_ros.datasets.features import cut_window, echo_settings, EchoSettings
+from avs_net_ros.datasets.features import cut_window, echo_settings
 import numpy as np
 
 
@@ -27,16 +28,17 @@ class SourceFrame:
     k: Optional[np.ndarray] = None
 
 
-def echo_info(settings: EchoSettings, backend: str, chirp: Optional[Dict[str, Any]] = None
+def echo_info(settings: EchoContract, backend: str, chirp: Optional[Dict[str, Any]] = None
               ) -> Dict[str, Any]:
     """Return the ``echoes/info`` JSON object describing echoes cut with ``settings``."""
     f = settings.features
+    lead_in = int(settings.lead_in_samples)
     return {'sample_rate': int(f.sample_rate), 'channels': int(f.channels),
-            'window_samples': int(f.window_samples), 'lead_in_samples': int(settings.lead_in),
+            'window_samples': int(f.window_samples), 'lead_in_samples': lead_in,
             'speed_of_sound': float(settings.speed_of_sound),
-            'max_range': float(settings.max_depth), 'chirp': dict(chirp or {}),
+            'max_range': float(settings.echo_max_depth), 'chirp': dict(chirp or {}),
             'alignment': {'method': 'recording start (dataset layout)',
-                          'lead_in_samples': int(settings.lead_in)},
+                          'lead_in_samples': lead_in},
             'backend': backend}
 
 
@@ -104,7 +106,7 @@ def batvision_frames(root: str, layout: str, split: str = 'test',
             if int(inst['sample_rate']) != settings.features.sample_rate:
                 raise AvsInputError(f'{rec.audio[0]}: sample rate {inst["sample_rate"]} Hz, '
                                     f'expected {settings.features.sample_rate}')
-            gt = depth_to_metres(inst['depth_mm'], settings.max_depth, beyond='invalid')
+            gt = depth_to_metres(inst['depth_mm'], settings.echo_max_depth, beyond='invalid')
             gt[gt <= 0] = np.nan
             stamp = int(round(rec.time * 1e9))
             stamp = max(stamp, last[0] + 1)  # stamps must be unique for pairing

@@ -14,12 +14,13 @@ holds only frames that have both neighbours.
 
 from typing import Dict, Optional, Sequence, Tuple
 
+from avs_net_ros.core.contract import EchoContract
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.resize import resize_bilinear
 from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.common import depth_to_metres, Record, SPLITS
-from avs_net_ros.datasets.features import (cut_window, echo_settings, EchoSettings,
-                                           resize_nearest, spectrogram)
+from avs_net_ros.datasets.features import (cut_window, echo_settings, resize_nearest,
+                                           spectrogram)
 from avs_net_ros.datasets.triplets import triplet_index
 import numpy as np
 import torch
@@ -47,8 +48,8 @@ class BatvisionDataset(Dataset):
         if layout not in _LAYOUTS:
             raise AvsInputError(f"unknown dataset layout {layout!r}; expected 'bv1' or 'bv2'")
         self.layout = layout
-        self.settings: EchoSettings = echo_settings(layout, max_depth, spec_size, lead_in)
-        self.max_depth = self.settings.max_depth
+        self.settings: EchoContract = echo_settings(layout, max_depth, spec_size, lead_in)
+        self.max_depth = self.settings.echo_max_depth
         self.image_size = tuple(image_size)
         self.depth_size = tuple(depth_size)
         self.augment = augment
