@@ -43,42 +43,33 @@ def test_gap_in_a_sequence_is_not_bridged():
     assert len(triplet_index(_records('train', range(0, 20)), interval=5)) == 10
 
 
-def test_horizontal_flip_swaps_ears_and_mirrors_image_and_depth():
-    pytest.importorskip('torch')
-    from training.datasets.augment import PairedAugment
-    rng = np.random.default_rng(0)
-    rgb = rng.random((4, 6, 3)).astype(np.float32)
-    depth = rng.random((4, 6)).astype(np.float32)
-    audio = rng.normal(size=(2, 100)).astype(np.float32)
-    aug = PairedAugment(hflip=1.0, brightness=0.0, contrast=0.0)
-    p = aug.draw(rng)
-    assert p['flip']
-    np.testing.assert_allclose(aug.image(rgb, p), rgb[:, ::-1], atol=1e-6)
-    np.testing.assert_array_equal(aug.depth(depth, p), depth[:, ::-1])
-    np.testing.assert_array_equal(aug.echo(audio, p), audio[::-1])
-    keep = PairedAugment(hflip=0.0, echo_gain_db=6.0).draw(rng)
-    out = PairedAugment.echo(audio, keep)
-    ratio = out / audio
-    assert np.allclose(ratio, ratio[0, 0]) and 0.5 <= ratio[0, 0] <= 2.0
-
-
-def test_flip_in_the_dataset_swaps_spectrogram_channels(tmp_path):
+def test_flip_in_a_batch_swaps_the_ears_and_mirrors_every_frame_alike(tmp_path):
     torch = pytest.importorskip('torch')
     from avs_net_ros.datasets.generate import generate
-    from training.datasets import BatvisionDataset, PairedAugment
-    generate(str(tmp_path / 'd'), 'bv2', {'train': 1, 'val': 0, 'test': 0}, seed=2,
-             size=(64, 36), frames_per_location=1, progress=False)
-    plain = BatvisionDataset(str(tmp_path / 'd'), 'bv2', 'train', image_size=(36, 64),
-                             depth_size=(36, 64))[0]
-    flipped_ds = BatvisionDataset(str(tmp_path / 'd'), 'bv2', 'train', image_size=(36, 64),
-                                  depth_size=(36, 64),
-                                  augment=PairedAugment(hflip=1.0, brightness=0, contrast=0))
-    torch.manual_seed(0)
-    flipped = flipped_ds[0]
-    assert torch.equal(flipped['echo_spec'], plain['echo_spec'].flip(0))
-    assert torch.equal(flipped['echo'], plain['echo'].flip(0))
-    assert torch.equal(flipped['depth'], plain['depth'].flip(-1))
-    assert torch.allclose(flipped['image'], plain['image'].flip(-1), atol=1e-5)
+    from training.datasets import augment_batch, BatvisionDataset
+    generate(str(tmp_path / 'd'), 'bv1', {'train': 7, 'val': 0, 'test': 0}, seed=2,
+             size=(32, 24), frames_per_location=7, progress=False)
+    ds = BatvisionDataset(str(tmp_path / 'd'), 'bv1', 'train', image_size=(24, 32),
+                          depth_size=(24, 32), triplets=True, triplet_interval=3)
+    s = ds[0]
+    keys = ('image', 'image_prev', 'image_next', 'depth', 'valid', 'echo_spec', 'echo')
+    batch = {k: torch.stack([s[k]] * 16) for k in keys}
+    out = augment_batch(batch, torch.Generator().manual_seed(0))
+    flipped = [i for i in range(16) if torch.equal(out['depth'][i], batch['depth'][i].flip(-1))]
+    kept = [i for i in range(16) if torch.equal(out['depth'][i], batch['depth'][i])]
+    assert flipped and kept and len(flipped) + len(kept) == 16
+    for i in flipped:  # the ears swap with the image columns
+        assert torch.equal(out['echo_spec'][i], batch['echo_spec'][i].flip(0))
+        assert torch.equal(out['echo'][i], batch['echo'][i].flip(0))
+        assert torch.equal(out['valid'][i], batch['valid'][i].flip(-1))
+    for i in kept:
+        assert torch.equal(out['echo_spec'][i], batch['echo_spec'][i])
+    # The frames of a triplet get the same flip and jitter: three equal frames stay equal.
+    same = dict(batch, image_prev=batch['image'].clone(), image_next=batch['image'].clone())
+    out = augment_batch(same, torch.Generator().manual_seed(1))
+    assert torch.equal(out['image_prev'], out['image'])
+    assert torch.equal(out['image_next'], out['image'])
+    assert not torch.equal(out['image'], same['image'])
 
 
 def test_triplet_dataset_returns_neighbour_images(tmp_path):

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import default_collate
 
 from training.config import OptimConfig, TrainConfig
-from training.train import augment, Trainer
+from training.datasets.augment import augment_batch
+from training.train import Trainer
 
 
 def tiny_train_config(tmp_path, variant='av', **kw) -> TrainConfig:
@@ -91,7 +92,7 @@ def test_flip_swaps_the_ears():
     data = RandomDepthSet(n=4)
     batch = _batch(data)
     gen = torch.Generator().manual_seed(0)
-    out = augment(batch, gen)
+    out = augment_batch(batch, gen)
     flipped = [i for i in range(4) if torch.equal(out['depth'][i], batch['depth'][i].flip(-1))]
     assert flipped, 'seed 0 flips at least one of four samples'
     for i in flipped:

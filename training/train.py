@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from training.config import config_to_dict, load_config, TrainConfig
+from training.datasets.augment import augment_batch
 from training.evaluation import evaluate, forward_batch, unwrap
 from training.losses import echo_scale_loss, scale_invariant_loss, silog_loss
 from training.models.avs_net import build_model, parameter_groups
@@ -104,34 +105,6 @@ class _ResumableSampler(Sampler):
         return len(self.inner) - self.skip
 
 
-def augment(batch: Dict[str, torch.Tensor], generator: torch.Generator) -> Dict[str, torch.Tensor]:
-    """Apply ZoeDepth's flip (p=0.5) and photometric jitter (p=0.5), per sample.
-
-    A horizontal flip mirrors the scene, so the left and right ears swap: the echo channels
-    are exchanged with the image columns.
-    """
-    out = dict(batch)
-    image = batch['image'].clone()
-    n = image.shape[0]
-    flip = torch.rand(n, generator=generator) < 0.5
-    photo = torch.rand(n, generator=generator) < 0.5
-    jitter = 0.9 + 0.2 * torch.rand(n, 5, generator=generator)  # gamma, brightness, rgb gains
-    for key in ('depth', 'valid'):
-        out[key] = batch[key].clone()
-        out[key][flip] = out[key][flip].flip(-1)
-    image[flip] = image[flip].flip(-1)
-    for key in ('echo_spec', 'echo'):
-        if key in batch:
-            out[key] = batch[key].clone()
-            out[key][flip] = out[key][flip].flip(1)
-    g = jitter[:, 0].view(-1, 1, 1, 1)
-    scale = jitter[:, 1].view(-1, 1, 1, 1) * jitter[:, 2:].view(-1, 3, 1, 1)
-    jittered = (image.clamp(0, 1) ** g * scale).clamp(0, 1)
-    image[photo] = jittered[photo]
-    out['image'] = image
-    return out
-
-
 class Trainer:
     """One training run: model, optimiser, schedule, data order, checkpoints, logs."""
 
@@ -207,7 +180,7 @@ class Trainer:
         if self.config.augment:
             gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step
                                                 + 7919 * self.info.rank)
-            batch = augment(batch, gen)
+            batch = augment_batch(batch, gen)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(batch)
         if not torch.isfinite(loss):

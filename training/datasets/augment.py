@@ -1,55 +1,47 @@
-"""Augmentations that keep image, depth and echo consistent with each other.
+"""The training augmentation: ZoeDepth's flip and photometric jitter, consistent across inputs.
 
-A horizontal flip mirrors the scene, so what was on the left is now on the right: the image and
-depth are flipped and the left and right ears are swapped. Photometric jitter touches the image
-only; echo gain jitter scales both ears alike (it must not change the left/right balance).
+A horizontal flip mirrors the scene, so what was on the left is now on the right: the image,
+its triplet neighbours and the depth are mirrored and the left and right ears are swapped (the
+echo's and its spectrogram's channel axis). Photometric jitter touches the images only, the
+same for all frames of a triplet so that the photometric loss still compares like with like.
+Applied per batch by the trainer, after the dataset (whose samples may be cached).
 """
 
-from dataclasses import dataclass
 from typing import Dict
 
-import numpy as np
+import torch
+
+#: Images of a sample that get the same flip and jitter (frame triplets add the neighbours).
+IMAGE_KEYS = ('image', 'image_prev', 'image_next')
 
 
-@dataclass(frozen=True)
-class PairedAugment:
-    """Random, geometry-consistent augmentation of raw arrays.
+def augment_batch(batch: Dict[str, torch.Tensor],
+                  generator: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Return ``batch`` with a flip (p=0.5) and photometric jitter (p=0.5) drawn per sample.
 
-    Attributes:
-        hflip: Probability of a horizontal flip (with the ears swapped).
-        brightness: Brightness factor drawn from [1 - b, 1 + b].
-        contrast: Contrast factor drawn from [1 - c, 1 + c].
-        echo_gain_db: Echo gain drawn from [-g, +g] dB, same for both ears.
-
+    Jitter: gamma, brightness and per-channel gains, each drawn from [0.9, 1.1]. The draws
+    depend only on ``generator`` and the batch size, so a seeded run is reproducible.
     """
-
-    hflip: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.2
-    echo_gain_db: float = 0.0
-
-    def draw(self, rng: np.random.Generator) -> Dict[str, float]:
-        """Draw one set of parameters (shared by all frames of a triplet)."""
-        return {'flip': bool(rng.random() < self.hflip),
-                'brightness': float(rng.uniform(1 - self.brightness, 1 + self.brightness)),
-                'contrast': float(rng.uniform(1 - self.contrast, 1 + self.contrast)),
-                'gain': float(10 ** (rng.uniform(-self.echo_gain_db, self.echo_gain_db) / 20))}
-
-    @staticmethod
-    def image(rgb: np.ndarray, p: Dict[str, float]) -> np.ndarray:
-        """Apply to an (H, W, 3) float image in [0, 1]."""
-        x = rgb[:, ::-1] if p['flip'] else rgb
-        x = x * p['brightness']
-        mean = x.mean()
-        return np.clip((x - mean) * p['contrast'] + mean, 0.0, 1.0).astype(np.float32)
-
-    @staticmethod
-    def depth(depth: np.ndarray, p: Dict[str, float]) -> np.ndarray:
-        """Apply to an (H, W) depth map."""
-        return np.ascontiguousarray(depth[:, ::-1]) if p['flip'] else depth
-
-    @staticmethod
-    def echo(audio: np.ndarray, p: Dict[str, float]) -> np.ndarray:
-        """Apply to (2, N) audio: swap the ears on a flip, scale both by the gain."""
-        x = audio[::-1] if p['flip'] else audio
-        return np.ascontiguousarray(x * np.float32(p['gain']), dtype=np.float32)
+    out = dict(batch)
+    n = batch['image'].shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    photo = torch.rand(n, generator=generator) < 0.5
+    jitter = 0.9 + 0.2 * torch.rand(n, 5, generator=generator)  # gamma, brightness, rgb gains
+    for key in ('depth', 'valid'):
+        out[key] = batch[key].clone()
+        out[key][flip] = out[key][flip].flip(-1)
+    for key in ('echo_spec', 'echo'):
+        if key in batch:
+            out[key] = batch[key].clone()
+            out[key][flip] = out[key][flip].flip(1)
+    g = jitter[:, 0].view(-1, 1, 1, 1)
+    scale = jitter[:, 1].view(-1, 1, 1, 1) * jitter[:, 2:].view(-1, 3, 1, 1)
+    for key in IMAGE_KEYS:
+        if key not in batch:
+            continue
+        image = batch[key].clone()
+        image[flip] = image[flip].flip(-1)
+        jittered = (image.clamp(0, 1) ** g * scale).clamp(0, 1)
+        image[photo] = jittered[photo]
+        out[key] = image
+    return out

@@ -8,8 +8,9 @@ core's antialiased bilinear resize (torchvision's ``Resize`` on tensors).
 Sample dict: 'image' float32 (3, H, W) in [0, 1]; 'depth' float32 (1, Hd, Wd) metres, 0 where
 invalid; 'valid' bool (1, Hd, Wd); 'echo_spec' float32 (2, Hs, Ws); 'echo' float32 (2, N) (the
 cut window); 'index' int; 'location' str. With ``triplets=True`` also 'image_prev' and
-'image_next' (frames ``triplet_interval`` before and after, same augmentation), and the dataset
-holds only frames that have both neighbours.
+'image_next' (frames ``triplet_interval`` before and after), and the dataset holds only frames
+that have both neighbours. Augmentation is the trainer's, per batch
+(``training.datasets.augment``).
 """
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -26,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from training.datasets.augment import PairedAugment
 
 __all__ = ['BatvisionDataset', 'echo_settings']
 
@@ -41,7 +41,7 @@ class BatvisionDataset(Dataset):
                  depth_size: Tuple[int, int] = (256, 256),
                  spec_size: Tuple[int, int] = (256, 256), max_depth: Optional[float] = None,
                  lead_in: Optional[int] = None, locations: Optional[Sequence[str]] = None,
-                 blacklist: Sequence[str] = (), augment: Optional[PairedAugment] = None,
+                 blacklist: Sequence[str] = (),
                  triplets: bool = False, triplet_interval: int = 20,
                  triplet_cross_split: bool = False, beyond_max: str = 'clip') -> None:
         """Index ``split`` of the ``layout`` ('bv1' or 'bv2') dataset at ``root``."""
@@ -52,7 +52,6 @@ class BatvisionDataset(Dataset):
         self.max_depth = self.settings.echo_max_depth
         self.image_size = tuple(image_size)
         self.depth_size = tuple(depth_size)
-        self.augment = augment
         self.beyond_max = beyond_max
         if layout == 'bv2':
             self.records = bv2.read_index(root, split, locations, blacklist)
@@ -78,30 +77,25 @@ class BatvisionDataset(Dataset):
         """Return the number of samples (frames with neighbours when triplets are on)."""
         return len(self.triplets) if self.triplets is not None else len(self.records)
 
-    def _image(self, record: Record, aug: Optional[Dict]) -> torch.Tensor:
+    def _image(self, record: Record) -> torch.Tensor:
         rgb = bv2.read_image(record.camera).astype(np.float32) / 255.0
-        if aug is not None:
-            rgb = PairedAugment.image(rgb, aug)
         chw = np.ascontiguousarray(rgb.transpose(2, 0, 1))
         img = resize_bilinear(chw, self.image_size, antialias=True)
         return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))
 
-    def load(self, record: Record, aug: Optional[Dict] = None) -> Dict[str, object]:
-        """Return the sample dict of ``record`` with augmentation parameters ``aug``."""
+    def load(self, record: Record) -> Dict[str, object]:
+        """Return the sample dict of ``record``."""
         raw = self.io.load_instance(record, image=False)
         if raw['sample_rate'] != self.settings.features.sample_rate:
             raise AvsInputError(f'{record.audio[0]}: sample rate {raw["sample_rate"]} Hz, '
                                 f'expected {self.settings.features.sample_rate}')
         depth = depth_to_metres(raw['depth_mm'], self.max_depth, self.beyond_max)
         echo = cut_window(raw['audio'], self.settings)
-        if aug is not None:
-            depth = PairedAugment.depth(depth, aug)
-            echo = PairedAugment.echo(echo, aug)
         depth = resize_nearest(depth, self.depth_size)
         if not record.camera:
             raise AvsInputError(f'record {record.location}/{record.index} has no image path')
         return {
-            'image': self._image(record, aug),
+            'image': self._image(record),
             'depth': torch.from_numpy(np.ascontiguousarray(depth)[None]),
             'valid': torch.from_numpy(np.ascontiguousarray(depth > 0)[None]),
             'echo_spec': torch.from_numpy(spectrogram(echo, self.settings)),
@@ -112,15 +106,10 @@ class BatvisionDataset(Dataset):
 
     def __getitem__(self, i: int) -> Dict[str, object]:
         """Return sample ``i`` (see the module docstring for the keys)."""
-        aug = None
-        if self.augment is not None:
-            # Seeded from torch, so manual_seed and DataLoader worker seeding apply.
-            rng = np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, ()).item()))
-            aug = self.augment.draw(rng)
         if self.triplets is None:
-            return self.load(self.records[i], aug)
+            return self.load(self.records[i])
         pos, prev, nxt = self.triplets[i]
-        sample = self.load(self.records[pos], aug)
-        sample['image_prev'] = self._image(prev, aug)
-        sample['image_next'] = self._image(nxt, aug)
+        sample = self.load(self.records[pos])
+        sample['image_prev'] = self._image(prev)
+        sample['image_next'] = self._image(nxt)
         return sample
