@@ -12,11 +12,11 @@ AV | |AV - GT|) and ``summary.yaml`` (the delta1 / AbsRel gains of AV over V).
 """
 
 import argparse
-import csv
 import os
 from typing import Dict, List, Optional
 
-import numpy as np
+from avs_net_ros.eval.figures import plot_aide_bars, plot_depth_rows
+from avs_net_ros.eval.tables import gain_pct, grid, LABELS, METRICS, write_csv
 import torch
 from torch.utils.data import DataLoader
 
@@ -26,8 +26,7 @@ from training.evaluation import evaluate
 from training.export import load_checkpoint_model
 import yaml
 
-COLUMNS = [('abs_rel', 'AbsRel'), ('sq_rel', 'SqRel'), ('rmse', 'RMSE'),
-           ('rmse_log', 'RMSE log'), ('delta1', 'δ1'), ('delta2', 'δ2'), ('delta3', 'δ3')]
+COLUMNS = [(m, LABELS[m]) for m in METRICS]
 ROW_NAMES = {'V': 'V (M_p, visual only)', 'AV': 'AV (M_p, audio-visual)',
              'relative x V': 'relative × median scale from V',
              'relative x AV': 'relative × median scale from AV',
@@ -36,10 +35,8 @@ ROW_NAMES = {'V': 'V (M_p, visual only)', 'AV': 'AV (M_p, audio-visual)',
 
 def gains(metrics: Dict[str, Dict[str, float]], v: str = 'V',
           av: str = 'AV') -> Dict[str, float]:
-    """Relative gains of ``av`` over ``v`` in percent (positive = AV better)."""
-    a, b = metrics[av], metrics[v]
-    return {'delta1_gain_pct': 100 * (a['delta1'] - b['delta1']) / max(b['delta1'], 1e-12),
-            'abs_rel_gain_pct': 100 * (b['abs_rel'] - a['abs_rel']) / max(b['abs_rel'], 1e-12)}
+    """Return the relative delta1 / AbsRel gains of ``av`` over ``v`` (positive = better)."""
+    return gain_pct(metrics[v], metrics[av])
 
 
 def write_tables(results: Dict[str, dict], out_dir: str) -> str:
@@ -49,12 +46,11 @@ def write_tables(results: Dict[str, dict], out_dir: str) -> str:
     for set_name, res in results.items():
         lines.append(f'### {set_name} (max depth {res["max_depth"]:g} m, '
                      f'{res["count"]} images)\n')
-        lines.append('| Method | ' + ' | '.join(c for _, c in COLUMNS) + ' |')
-        lines.append('|---|' + '---:|' * len(COLUMNS))
-        for row, m in res['metrics'].items():
-            lines.append(f'| {ROW_NAMES.get(row, row)} | '
-                         + ' | '.join(f'{m[k]:.3f}' for k, _ in COLUMNS) + ' |')
-            rows_csv.append([set_name, row] + [f'{m[k]:.6f}' for k, _ in COLUMNS])
+        body = [[ROW_NAMES.get(row, row)] + [f'{m[k]:.3f}' for k, _ in COLUMNS]
+                for row, m in res['metrics'].items()]
+        lines += grid(['Method'] + [c for _, c in COLUMNS], body)
+        rows_csv += [[set_name, row] + [f'{m[k]:.6f}' for k, _ in COLUMNS]
+                     for row, m in res['metrics'].items()]
         for label, (v, av) in res['gain_pairs'].items():
             g = gains(res['metrics'], v, av)
             lines.append(f'\n{label}: δ1 {g["delta1_gain_pct"]:+.1f} %, AbsRel '
@@ -63,81 +59,28 @@ def write_tables(results: Dict[str, dict], out_dir: str) -> str:
     text = '\n'.join(lines)
     with open(os.path.join(out_dir, 'table.md'), 'w') as f:
         f.write(text + '\n')
-    with open(os.path.join(out_dir, 'table.csv'), 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['test_set', 'method'] + [k for k, _ in COLUMNS])
-        w.writerows(rows_csv)
+    write_csv(os.path.join(out_dir, 'table.csv'), ['test_set', 'method'] + [k for k, _ in COLUMNS],
+              rows_csv)
     return text
 
 
 def write_aide(aide: Dict[int, tuple], name: str, out_dir: str) -> None:
     """Write AIDE_k per 1 m band as CSV and as a bar plot."""
-    with open(os.path.join(out_dir, f'aide_{name}.csv'), 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['band_lo_m', 'band_hi_m', 'aide_m', 'images'])
-        for k, (v, n) in aide.items():
-            w.writerow([k, k + 1, f'{v:.6f}', n])
-    plot_aide({k: v for k, (v, _) in aide.items()}, None,
-              f'{name}: mean |V - GT| - |AV - GT| per band (positive = AV better)',
-              os.path.join(out_dir, f'aide_{name}.png'))
-
-
-def plot_aide(values: Dict[int, float], errors: Optional[Dict[int, float]], title: str,
-              path: str) -> None:
-    """Save AIDE_k per 1 m band [k, k+1) as bars (green: AV better), with optional error bars."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    ks = list(values)
-    vals = [values[k] for k in ks]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([k + 0.5 for k in ks], vals, width=0.9,
-           yerr=[errors[k] for k in ks] if errors else None, capsize=2,
-           color=['tab:green' if v > 0 else 'tab:red' for v in vals])
-    ax.axhline(0, color='k', lw=0.8)
-    ax.set_xlabel('depth band [k, k+1) (m)')
-    ax.set_ylabel('AIDE_k (m)')
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    write_csv(os.path.join(out_dir, f'aide_{name}.csv'),
+              ['band_lo_m', 'band_hi_m', 'aide_m', 'images'],
+              [[k, k + 1, f'{v:.6f}', n] for k, (v, n) in aide.items()])
+    plot_aide_bars({'AV over V': {k: v for k, (v, _) in aide.items()}},
+                   f'{name}: mean |V - GT| - |AV - GT| per band (positive = AV better)',
+                   os.path.join(out_dir, f'aide_{name}.png'))
 
 
 def write_panels(samples: List[dict], name: str, out_dir: str, max_depth: float) -> None:
-    """Write qualitative panels: RGB | GT | V | AV | |AV - GT|, one row per sample."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from avs_net_ros.core.metrics import prepare_prediction
-
+    """Write qualitative panels: camera | GT | V | AV | |errors|, one row per sample."""
     if not samples:
         return
-    fig, axes = plt.subplots(len(samples), 5, figsize=(13, 2.2 * len(samples)), squeeze=False)
-    for r, s in enumerate(samples):
-        gt = s['gt']
-        vmax = float(np.max(gt)) if np.any(gt > 0) else max_depth
-        v, _ = prepare_prediction(s['V'], gt, max_depth=max_depth)
-        av, valid = prepare_prediction(s['AV'], gt, max_depth=max_depth)
-        err = np.where(valid, np.abs(av - gt), np.nan)
-        panels = [(s['image'], 'RGB', None), (np.where(gt > 0, gt, np.nan), 'GT', 'magma'),
-                  (v, 'V', 'magma'), (av, 'AV', 'magma'), (err, '|AV - GT|', 'viridis')]
-        for c, (img, title, cmap) in enumerate(panels):
-            ax = axes[r, c]
-            if cmap is None:
-                ax.imshow(np.clip(img, 0, 1))
-            elif title.startswith('|'):
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax / 4)
-            else:
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax)
-            ax.set_axis_off()
-            if r == 0:
-                ax.set_title(title)
-    fig.suptitle(f'{name} (depth colour scale 0..max GT of the row; error 0..max/4)')
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, f'panels_{name}.png'), dpi=90)
-    plt.close(fig)
+    rows = [{'rgb': s['image'], 'gt': s['gt'], 'maps': {'V': s['V'], 'AV': s['AV']}}
+            for s in samples]
+    plot_depth_rows(rows, max_depth, os.path.join(out_dir, f'panels_{name}.png'), title=name)
 
 
 def run(config_path: str, v: str, av: str, relative: Optional[str], out_dir: str,

@@ -7,13 +7,14 @@ mean ± sd), the AV-over-V gains per seed and as mean ± sd, ``aide_<set>.csv`` 
 The sd is the sample standard deviation (ddof 1) over seeds.
 """
 
-import csv
 import os
 from typing import Dict, List, Mapping, Sequence
 
+from avs_net_ros.eval.figures import plot_aide_bars
+from avs_net_ros.eval.tables import grid, write_csv
 import numpy as np
 
-from training.evaluate import COLUMNS, gains, plot_aide, ROW_NAMES
+from training.evaluate import COLUMNS, gains, ROW_NAMES
 import yaml
 
 
@@ -62,14 +63,11 @@ def write_summary(agg: Mapping[str, dict], out_dir: str) -> str:
         seeds = res['seeds']
         lines.append(f'#### {name} (max depth {res["max_depth"]:g} m, {res["count"]} images, '
                      f'mean ± sd over seeds {", ".join(map(str, seeds))})\n')
-        lines.append('| Method | ' + ' | '.join(c for _, c in COLUMNS) + ' |')
-        lines.append('|---|' + '---:|' * len(COLUMNS))
-        for row, m in res['metrics'].items():
-            lines.append(f'| {ROW_NAMES.get(row, row)} | '
-                         + ' | '.join(f'{m[k][0]:.3f} ± {m[k][1]:.3f}' for k, _ in COLUMNS)
-                         + ' |')
-            rows_csv.append([name, row] + [f'{m[k][i]:.6f}' for k, _ in COLUMNS
-                                           for i in (0, 1)])
+        body = [[ROW_NAMES.get(row, row)] + [f'{m[k][0]:.3f} ± {m[k][1]:.3f}' for k, _ in COLUMNS]
+                for row, m in res['metrics'].items()]
+        lines += grid(['Method'] + [c for _, c in COLUMNS], body)
+        rows_csv += [[name, row] + [f'{m[k][i]:.6f}' for k, _ in COLUMNS for i in (0, 1)]
+                     for row, m in res['metrics'].items()]
         lines.append('')
         summary[name] = {}
         for label, g in res['gains'].items():
@@ -85,11 +83,9 @@ def write_summary(agg: Mapping[str, dict], out_dir: str) -> str:
     text = '\n'.join(lines)
     with open(os.path.join(out_dir, 'table.md'), 'w') as f:
         f.write(text + '\n')
-    with open(os.path.join(out_dir, 'table.csv'), 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['test_set', 'method'] + [f'{k}_{s}' for k, _ in COLUMNS
-                                             for s in ('mean', 'sd')])
-        w.writerows(rows_csv)
+    write_csv(os.path.join(out_dir, 'table.csv'),
+              ['test_set', 'method'] + [f'{k}_{s}' for k, _ in COLUMNS for s in ('mean', 'sd')],
+              rows_csv)
     with open(os.path.join(out_dir, 'summary.yaml'), 'w') as f:
         yaml.safe_dump(summary, f, sort_keys=False)
     return text
@@ -98,11 +94,10 @@ def write_summary(agg: Mapping[str, dict], out_dir: str) -> str:
 def write_aide_band_plot(aide: Mapping[int, tuple], name: str, out_dir: str,
                          seeds: Sequence[int]) -> None:
     """Write mean AIDE_k per 1 m band with the seeds' sd as CSV and as a bar plot."""
-    with open(os.path.join(out_dir, f'aide_{name}.csv'), 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['band_lo_m', 'band_hi_m', 'aide_mean_m', 'aide_sd_m', 'seeds'])
-        for k, (m, sd, n) in aide.items():
-            w.writerow([k, k + 1, f'{m:.6f}', f'{sd:.6f}', n])
-    plot_aide({k: v[0] for k, v in aide.items()}, {k: v[1] for k, v in aide.items()},
-              f'{name}: |V - GT| - |AV - GT| per band, mean ± sd over {len(seeds)} seeds',
-              os.path.join(out_dir, f'aide_{name}.png'))
+    write_csv(os.path.join(out_dir, f'aide_{name}.csv'),
+              ['band_lo_m', 'band_hi_m', 'aide_mean_m', 'aide_sd_m', 'seeds'],
+              [[k, k + 1, f'{m:.6f}', f'{sd:.6f}', n] for k, (m, sd, n) in aide.items()])
+    plot_aide_bars({'AV over V': {k: v[0] for k, v in aide.items()}},
+                   f'{name}: |V - GT| - |AV - GT| per band, mean ± sd over {len(seeds)} seeds',
+                   os.path.join(out_dir, f'aide_{name}.png'),
+                   errors={'AV over V': {k: v[1] for k, v in aide.items()}})

@@ -7,47 +7,26 @@ machine-readable); ``aide.png`` (AIDE_k per 1 m band); ``panels/frame_*.png`` (c
 image, ground truth, each map and its absolute error).
 """
 
-import csv
 import json
-import math
 import os
 from typing import Any, Dict, List, Sequence
 
-from avs_net_ros.core.metrics import HIGHER_IS_BETTER
+from avs_net_ros.eval.figures import plot_aide_bars, plot_depth_rows
 from avs_net_ros.eval.offline import EvalResult, Panel
 from avs_net_ros.eval.scoring import ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED, ROW_RAW
+from avs_net_ros.eval.tables import change, fmt, metric_rows, METRICS, write_csv
 import numpy as np
 
 #: Columns of the tables, in the paper's order (log10 last).
-COLUMNS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'delta1', 'delta2', 'delta3', 'log10')
-_HEAD = {'abs_rel': 'AbsRel', 'sq_rel': 'SqRel', 'rmse': 'RMSE', 'rmse_log': 'RMSElog',
-         'delta1': 'δ1', 'delta2': 'δ2', 'delta3': 'δ3', 'log10': 'log10'}
-
-
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return '–'
-    return f'{v:.3f}' if isinstance(v, float) else str(v)
+COLUMNS = METRICS + ('log10',)
 
 
 def _md_table(rows: Dict[str, Dict[str, Any]], order: Sequence[str]) -> List[str]:
-    head = ['Row'] + [_HEAD[c] + (' ↑' if HIGHER_IS_BETTER[c] else ' ↓') for c in COLUMNS] + [
-        'frames']
-    out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for row in order:
-        if row in rows:
-            r = rows[row]
-            cells = [row] + [_fmt(r.get(c)) for c in COLUMNS] + [str(r.get('frames', ''))]
-            out.append('| ' + ' | '.join(cells) + ' |')
-    return out
+    return metric_rows(rows, order, COLUMNS, first='Row')
 
 
 def _gain(base: Dict[str, Any], new: Dict[str, Any], metric: str) -> str:
-    b, n = base.get(metric), new.get(metric)
-    if b is None or n is None:
-        return '–'
-    rel = f', {100.0 * (n - b) / abs(b):+.1f} %' if abs(b) > 1e-3 else ''
-    return f'{b:.3f} → {n:.3f} ({n - b:+.3f}{rel})'
+    return change(base.get(metric), new.get(metric))
 
 
 def markdown(res: EvalResult, title: str = 'Depth evaluation') -> str:
@@ -124,15 +103,8 @@ def markdown(res: EvalResult, title: str = 'Depth evaluation') -> str:
     if res.system:
         lines += ['', '## System figures (live replay)', '']
         for k, v in res.system.items():
-            lines.append(f'- {k}: {_fmt(v) if isinstance(v, float) else v}')
+            lines.append(f'- {k}: {fmt(v)}')
     return '\n'.join(lines) + '\n'
-
-
-def _write_csv(path: str, header: Sequence[str], rows: List[Sequence[Any]]) -> None:
-    with open(path, 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
 
 
 def write_csvs(res: EvalResult, out_dir: str) -> List[str]:
@@ -143,17 +115,17 @@ def write_csvs(res: EvalResult, out_dir: str) -> List[str]:
     rows += [['recorded', role] + [m.get(c) for c in COLUMNS] + [m.get('frames')]
              for role, m in res.recorded.items()]
     paths.append(os.path.join(out_dir, 'table1.csv'))
-    _write_csv(paths[-1], ['variant', 'row', *COLUMNS, 'frames'], rows)
+    write_csv(paths[-1], ['variant', 'row', *COLUMNS, 'frames'], rows)
     rows = [[n, r, row] + [m.get(c) for c in COLUMNS] + [m.get('frames')]
             for n, rels in res.table2.items() for r, t in rels.items()
             for row, m in t.items()]
     paths.append(os.path.join(out_dir, 'table2.csv'))
-    _write_csv(paths[-1], ['variant', 'relative', 'row', *COLUMNS, 'frames'], rows)
+    write_csv(paths[-1], ['variant', 'relative', 'row', *COLUMNS, 'frames'], rows)
     rows = [[n, k, e['band'], e['lower_m'], e['upper_m'], e['aide_m'], e['images']]
             for n, a in res.aide.items() for k, es in a.items() for e in es]
     paths.append(os.path.join(out_dir, 'aide.csv'))
-    _write_csv(paths[-1], ['variant', 'compared', 'band', 'lower_m', 'upper_m', 'aide_m',
-                           'images'], rows)
+    write_csv(paths[-1], ['variant', 'compared', 'band', 'lower_m', 'upper_m', 'aide_m',
+                          'images'], rows)
     keys: List[str] = []
     for rec in res.per_frame:
         for k in rec:
@@ -167,7 +139,7 @@ def write_csvs(res: EvalResult, out_dir: str) -> List[str]:
             row.append(json.dumps(v) if isinstance(v, dict) else v)
         flat.append(row)
     paths.append(os.path.join(out_dir, 'per_frame.csv'))
-    _write_csv(paths[-1], keys, flat)
+    write_csv(paths[-1], keys, flat)
     return paths
 
 
@@ -179,61 +151,16 @@ def _json_default(o: Any) -> Any:
 
 def plot_aide(res: EvalResult, path: str) -> bool:
     """Plot AIDE_k per band for every variant/comparison; return False if there is none."""
-    series = [(n, k, es) for n, a in res.aide.items() for k, es in a.items() if es]
-    if not series:
-        return False
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.8 / len(series)
-    for i, (n, k, es) in enumerate(series):
-        x = np.array([e['band'] for e in es], dtype=float) + 0.1 + i * width
-        ax.bar(x, [e['aide_m'] for e in es], width=width, align='edge',
-               label=f'{n}: {k}')
-    ax.axhline(0.0, color='k', lw=0.8)
-    ax.set_xlabel('ground-truth depth band k (m), [k, k+1)')
-    ax.set_ylabel('AIDE_k (m), > 0: audio-visual better')
-    ax.set_title('AIDE_k: per-band |error| improvement of AV over visual-only')
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    series = {f'{n}: {k}': {e['band']: e['aide_m'] for e in es}
+              for n, a in res.aide.items() for k, es in a.items() if es}
+    return plot_aide_bars(series, 'AIDE_k: per-band |error| improvement of AV over '
+                          'visual-only', path)
 
 
 def plot_panel(panel: Panel, max_depth: float, path: str) -> None:
-    """Save one frame: image, ground truth, each map and its absolute error."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from avs_net_ros.core.metrics import prepare_prediction
-
-    gt = panel.ground_truth
-    cols = 1 + len(panel.maps)
-    fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 5.2), squeeze=False)
-    axes[0, 0].imshow(panel.rgb)
-    axes[0, 0].set_title(f'frame {panel.index}')
-    axes[1, 0].imshow(np.where(np.isfinite(gt) & (gt > 0), gt, np.nan), cmap='magma_r',
-                      vmin=0, vmax=max_depth)
-    axes[1, 0].set_title('ground truth (m)')
-    for j, (name, m) in enumerate(panel.maps.items(), start=1):
-        p, valid = prepare_prediction(m, gt, max_depth=max_depth)
-        axes[0, j].imshow(p, cmap='magma_r', vmin=0, vmax=max_depth)
-        axes[0, j].set_title(name, fontsize=9)
-        err = np.where(valid, np.abs(p - gt), np.nan)
-        im = axes[1, j].imshow(err, cmap='viridis', vmin=0,
-                               vmax=max(1e-3, float(np.nanpercentile(err, 95))
-                                        if np.isfinite(err).any() else 1.0))
-        axes[1, j].set_title(f'|error| mean {np.nanmean(err):.2f} m' if np.isfinite(
-            err).any() else '|error|', fontsize=9)
-        fig.colorbar(im, ax=axes[1, j], fraction=0.046)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    """Save one frame: camera, ground truth, each map and its absolute error."""
+    plot_depth_rows([{'rgb': panel.rgb, 'gt': panel.ground_truth, 'maps': panel.maps,
+                      'label': f'frame {panel.index}'}], max_depth, path)
 
 
 def write_report(res: EvalResult, out_dir: str, title: str = 'Depth evaluation'

@@ -6,20 +6,20 @@ of the same poses. The scale error of a frame is ``|ln(median(pred) / median(gt)
 (``core.metrics.median_scale_error``): what the echoes are there to fix.
 """
 
-import csv
 import json
 import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from avs_net_ros.eval.figures import plot_depth_rows
+from avs_net_ros.eval.tables import change, fmt, grid, metric_rows, METRICS, write_csv
 import numpy as np
 
 ROW_AV = 'with echoes (AV)'
 ROW_V = 'without echoes (V)'
 ROW_MP_AV = 'M_p with echoes (AV)'
 ROW_MP_V = 'M_p without echoes (V)'
-COLUMNS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'delta1', 'delta2', 'delta3')
-HEAD = ('AbsRel', 'SqRel', 'RMSE', 'RMSElog', 'δ1', 'δ2', 'δ3')
+COLUMNS = METRICS
 
 
 def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
@@ -98,36 +98,15 @@ def verdict(score: Dict[str, Any]) -> Tuple[bool, str]:
                    f'README, "When echoes do not help").')
 
 
-def _change(base: Optional[float], new: Optional[float]) -> str:
-    if base is None or new is None:
-        return '–'
-    rel = f' ({100.0 * (new - base) / abs(base):+.1f} %)' if abs(base) > 1e-9 else ''
-    return f'{base:.3f} → {new:.3f}{rel}'
-
-
-def _grid(head: List[str], body: List[List[str]], markdown: bool) -> List[str]:
-    if markdown:
-        out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-        return out + ['| ' + ' | '.join(b) + ' |' for b in body]
-    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
-    fmt = lambda cells: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    return [fmt(head), '  '.join('-' * w for w in widths)] + [fmt(b) for b in body]
-
-
 def table_lines(rows: Dict[str, Dict[str, Any]], markdown: bool = False) -> List[str]:
     """Return the metrics table (plain text, or Markdown) with the echoes' improvement."""
-    order = [r for r in (ROW_AV, ROW_V, ROW_MP_AV, ROW_MP_V) if r in rows]
-    head = ['row'] + [h + (' ↑' if h.startswith('δ') else ' ↓') for h in HEAD] + ['frames']
-    body = [[r] + [f'{rows[r][c]:.3f}' for c in COLUMNS] + [str(rows[r]['frames'])]
-            for r in order]
-    out = _grid(head, body, markdown)
+    out = metric_rows(rows, (ROW_AV, ROW_V, ROW_MP_AV, ROW_MP_V), markdown=markdown)
     out.append('')
     for new, base, what in ((ROW_AV, ROW_V, 'metric depth'), (ROW_MP_AV, ROW_MP_V, 'M_p')):
         if new in rows and base in rows:
             out.append(f'echoes vs none, {what}: δ1 '
-                       f'{_change(rows[base]["delta1"], rows[new]["delta1"])}; AbsRel '
-                       f'{_change(rows[base]["abs_rel"], rows[new]["abs_rel"])}')
+                       f'{change(rows[base]["delta1"], rows[new]["delta1"])}; AbsRel '
+                       f'{change(rows[base]["abs_rel"], rows[new]["abs_rel"])}')
     return out
 
 
@@ -141,7 +120,7 @@ def room_lines(rooms: Dict[str, Dict[str, Any]], markdown: bool = False) -> List
         body.append([room, f'{s["gt_median"]:.2f}', _factor(e[ROW_V]), _factor(e[ROW_AV]),
                      f'{r[ROW_V]["delta1"]:.3f}', f'{r[ROW_AV]["delta1"]:.3f}',
                      str(s['frames'])])
-    return _grid(head, body, markdown)
+    return grid(head, body, markdown)
 
 
 def _factor(err: float) -> str:
@@ -149,54 +128,11 @@ def _factor(err: float) -> str:
     return f'{err:.3f} (×{math.exp(err):.2f})'
 
 
-def plot_frames(frames: Sequence[Dict[str, Any]], max_depth: float, path: str,
-                count: int = 4) -> List[int]:
-    """Save a panel, one row per frame: RGB | ground truth | with | without echoes | |error|."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from avs_net_ros.core.metrics import prepare_prediction
-
-    idx = sorted(set(np.linspace(0, len(frames) - 1, min(count, len(frames))).round()
-                     .astype(int).tolist()))
-    titles = ('camera', 'ground truth', 'with echoes', 'without echoes',
-              '|error| with echoes', '|error| without echoes')
-    h, w = frames[idx[0]]['gt'].shape
-    fig, grid = plt.subplots(len(idx), 8, squeeze=False,
-                             figsize=(16, (16 / 6.3) * h / w * len(idx) + 0.8),
-                             gridspec_kw={'width_ratios': [1, 1, 1, 1, 0.06, 1, 1, 0.06]})
-    axes = grid[:, [0, 1, 2, 3, 5, 6]]
-    for r, i in enumerate(idx):
-        f = frames[i]
-        gt = f['gt']
-        errs = []
-        for name in ('with', 'without'):
-            p, valid = prepare_prediction(f[name], gt, max_depth=max_depth)
-            errs.append((p, np.where(valid, np.abs(p - gt), np.nan)))
-        # one depth scale per row that fits the ground truth and both predictions
-        vals = np.concatenate([gt[np.isfinite(gt)]] + [p[np.isfinite(p)] for p, _ in errs])
-        vmax = float(np.percentile(vals, 99)) if vals.size else max_depth
-        finite = [e for _, e in errs if np.isfinite(e).any()]
-        emax = max([1e-3] + [float(np.nanpercentile(e, 95)) for e in finite])
-        axes[r, 0].imshow(f['rgb'])
-        im_d = axes[r, 1].imshow(np.where(np.isfinite(gt) & (gt > 0), gt, np.nan),
-                                 cmap='magma_r', vmin=0, vmax=vmax)
-        for j, (p, e) in enumerate(errs):
-            axes[r, 2 + j].imshow(p, cmap='magma_r', vmin=0, vmax=vmax)
-            im_e = axes[r, 4 + j].imshow(e, cmap='viridis', vmin=0, vmax=emax)
-            axes[r, 4 + j].set_xlabel(f'mean {np.nanmean(e):.2f} m', fontsize=10)
-        fig.colorbar(im_d, cax=grid[r, 4], label='m')
-        fig.colorbar(im_e, cax=grid[r, 7], label='m')
-        axes[r, 0].set_ylabel(f.get('label', f'pose {i}'), fontsize=10)
-    for j, t in enumerate(titles):
-        axes[0, j].set_title(t, fontsize=11, weight='bold')
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return idx
+def plot_frames(frames: Sequence[Dict[str, Any]], max_depth: float, path: str) -> None:
+    """Save a panel, one row per frame: camera | ground truth | with | without echoes | errors."""
+    plot_depth_rows([{'rgb': f['rgb'], 'gt': f['gt'], 'label': f.get('label', ''),
+                      'maps': {'with echoes': f['with'], 'without echoes': f['without']}}
+                     for f in frames], max_depth, path)
 
 
 def panel_frames(frames: Sequence[Dict[str, Any]], per_room: int = 1) -> List[Dict[str, Any]]:
@@ -222,27 +158,17 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
         ('per_frame', 'per_frame.csv'), ('json', 'results.json'), ('png', 'panel.png'))}
     rows, rooms = score['rows'], score['rooms']
     helped, line = verdict(score)
-    with open(files['csv'], 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['row', *COLUMNS, 'frames'])
-        for r, m in rows.items():
-            w.writerow([r] + [m[c] for c in COLUMNS] + [m['frames']])
-    with open(files['rooms'], 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['room', 'row', 'scale_error', *COLUMNS, 'frames', 'gt_median_m'])
-        for room, s in rooms.items():
-            for r, m in s['rows'].items():
-                w.writerow([room, r, s['scale_error'][r]] + [m[c] for c in COLUMNS]
-                           + [m['frames'], s['gt_median']])
-    with open(files['per_frame'], 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['room', 'stamp_ns', 'row', *COLUMNS])
-        for rec in score['per_frame']:
-            for r in rows:
-                if r in rec:
-                    w.writerow([rec['room'], rec['stamp_ns'], r] + [rec[r][c] for c in COLUMNS])
-    shown = panel_frames(score['frames'], panels_per_room)
-    plot_frames(shown, score['max_depth'], files['png'], len(shown))
+    write_csv(files['csv'], ['row', *COLUMNS, 'frames'],
+              [[r] + [m[c] for c in COLUMNS] + [m['frames']] for r, m in rows.items()])
+    write_csv(files['rooms'], ['room', 'row', 'scale_error', *COLUMNS, 'frames', 'gt_median_m'],
+              [[room, r, s['scale_error'][r]] + [m[c] for c in COLUMNS]
+               + [m['frames'], s['gt_median']]
+               for room, s in rooms.items() for r, m in s['rows'].items()])
+    write_csv(files['per_frame'], ['room', 'stamp_ns', 'row', *COLUMNS],
+              [[rec['room'], rec['stamp_ns'], r] + [rec[r][c] for c in COLUMNS]
+               for rec in score['per_frame'] for r in rows if r in rec])
+    plot_frames(panel_frames(score['frames'], panels_per_room), score['max_depth'],
+                files['png'])
     results = {'rows': rows, 'rooms': rooms, 'poses': score['poses'], 'system': systems,
                'max_depth': score['max_depth'], 'echoes_helped': helped, 'verdict': line,
                **(info or {})}
@@ -271,6 +197,4 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
 
 def fmt_value(v: Any) -> str:
     """Format a system figure: floats to two decimals, None as a dash."""
-    if v is None:
-        return '–'
-    return f'{v:.2f}' if isinstance(v, float) else str(v)
+    return fmt(v, digits=2)
