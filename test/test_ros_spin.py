@@ -114,7 +114,7 @@ def test_each_node_spins_on_its_own_thread_and_takes_every_message():
         ros.close()
 
 
-_SIGNALLED_PROCESS = '''
+_SIGNALLED_PROCESS = """
 import sys
 from avs_net_ros.ros.spin import init_process, spin_nodes
 import rclpy
@@ -140,7 +140,7 @@ print('ready', flush=True)
 spin_nodes([node])
 rclpy.try_shutdown()
 print('shut down', flush=True)
-'''
+"""
 
 
 @pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
