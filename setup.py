@@ -7,18 +7,29 @@ from setuptools import find_packages, setup
 
 package_name = 'avs_net_ros'
 
+
+def tree(src: str) -> list:
+    """Return data_files entries installing every file under ``src`` to share/<package>/src."""
+    entries = []
+    for folder, _, files in sorted(os.walk(src)):
+        if files:
+            entries.append((os.path.join('share', package_name, folder),
+                            sorted(os.path.join(folder, f) for f in files)))
+    return entries
+
+
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*']),
+    packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*', 'benchmarks',
+                                    'benchmarks.*']),
+    # The layout ros2 run / ros2 launch need (console scripts go to lib/<package>, setup.cfg):
+    # the ament index marker, package.xml, the launch files and config/ with its subfolders.
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
-        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')
-         + glob('config/*.xml')),
-        (os.path.join('share', package_name, 'config', 'sim'), glob('config/sim/*.yaml')),
-    ],
+    ] + tree('config'),
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='avs_net_ros developers',

@@ -106,7 +106,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if '--show-args' in argv or '-s' in argv:
         print(show_arguments())
         return 0
-    keep_local()
     from avs_net_ros.runtime.memory import keep_freed_memory
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     import rclpy
@@ -114,6 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     logger = rclpy.logging.get_logger('avs_bringup')
     try:
+        keep_local()  # before rclpy.init: DDS reads the environment there
         given, ros_args = split_arguments(argv)
         resolved = resolve(given)
     except (ValueError, FileNotFoundError) as e:

@@ -196,16 +196,27 @@ def argument_values(given: Optional[Mapping[str, str]] = None) -> Dict[str, str]
 
 
 def default_config_dir() -> str:
-    """Return the config directory: the installed share directory, else the source tree's."""
+    """Return the package's config directory.
+
+    From a source tree (package.xml beside ``avs_net_ros/``) it is the tree's own config/, so
+    the code reads the config it sits with even where another install is on the ament path;
+    installed (colcon, ``ros2 run``) it is ``share/avs_net_ros/config``, found through ament's
+    resource index.
+
+    Raises:
+        FileNotFoundError: neither exists (an install whose setup script was not sourced).
+
+    """
+    source = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(source, 'package.xml')):
+        return os.path.join(source, 'config')
     try:
         from ament_index_python.packages import get_package_share_directory
-        path = os.path.join(get_package_share_directory(PACKAGE), 'config')
-        if os.path.isdir(path):
-            return path
-    except (ImportError, LookupError, ValueError, OSError):  # not installed with ament
-        pass
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), 'config')
+        return os.path.join(get_package_share_directory(PACKAGE), 'config')
+    except (ImportError, LookupError, OSError) as e:  # not indexed, or AMENT_PREFIX_PATH unset
+        raise FileNotFoundError(
+            f'config of {PACKAGE} not found: not a source tree ({source}) and not in the ament '
+            f'index ({e}); source the setup script of the install') from e
 
 
 def _conditional_value(expr: str, values: Mapping[str, str]) -> bool:
