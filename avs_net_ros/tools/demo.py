@@ -27,6 +27,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from avs_net_ros.core.contract import read_onnx_contract
+from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.tools.demo_graph import run_graph, sim_params
 from avs_net_ros.tools.demo_models import make_models, say
 from avs_net_ros.tools.demo_report import (fmt_value, room_lines, score_rooms, table_lines,
@@ -58,8 +60,6 @@ def run_demo_graph(models: Dict[str, str], out_dir: str, *, domain_id: int,
                    width: int, height: int, panels_per_room: int = 1, progress: bool = True,
                    info: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Dict]:
     """Run both graphs in every (name, family file) room, score them, write the report."""
-    from avs_net_ros.core.contract import read_onnx_contract
-
     max_depth = float(read_onnx_contract(models['av']).max_depth)
     rel = {'relative': models['relative']} if models.get('relative') else {}
     runs, systems = [], {}
@@ -111,7 +111,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo (see the module docstring)."""
     p = _parser()
     args = p.parse_args(argv)
-    from avs_net_ros.runtime.memory import keep_freed_memory
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     try:
         width, height = (int(x) for x in args.size.lower().split('x'))

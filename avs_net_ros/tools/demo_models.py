@@ -17,6 +17,9 @@ import sys
 import time
 from typing import Callable, Dict, List
 
+from tqdm import tqdm
+import yaml
+
 VARIANTS = ('v', 'av', 'relative')
 ONNX_NAMES = {'v': 'avs_v.onnx', 'av': 'avs_av.onnx', 'relative': 'relative.onnx'}
 #: Scene family of the demo's training data (config/sim/demo_train.yaml documents it).
@@ -102,9 +105,6 @@ def _train_all(root: str, config: str, data: str, seed: int,
 
 def make_models(root: str, config: str, seed: int, rebuild: bool = False) -> Dict[str, str]:
     """Return the demo's ONNX models, reusing them when the stamp matches, else rebuilding."""
-    from tqdm import tqdm
-    import yaml
-
     paths = model_paths(root)
     stamp = model_stamp(config, seed)
     stamp_file = os.path.join(root, 'stamp.txt')

@@ -11,7 +11,9 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from avs_net_ros.core.metrics import median_scale_error
 from avs_net_ros.eval.figures import plot_depth_rows
+from avs_net_ros.eval.scoring import RecordedScorer
 from avs_net_ros.eval.tables import change, fmt, grid, metric_rows, METRICS, write_csv
 import numpy as np
 
@@ -34,9 +36,6 @@ def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
         RuntimeError: a room's two runs have no pose in common.
 
     """
-    from avs_net_ros.core.metrics import median_scale_error
-    from avs_net_ros.eval.scoring import RecordedScorer
-
     overall = RecordedScorer(max_depth, min_depth)
     rooms: Dict[str, Dict[str, Any]] = {}
     frames, per_frame, poses = [], [], {}
