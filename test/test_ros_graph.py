@@ -130,9 +130,16 @@ def test_launch_file_builds_the_graph_with_ros2_launch():
     for entity in ld.entities:
         if type(entity).__name__ == 'DeclareLaunchArgument':
             entity.visit(context)
-    nodes = [a for e in ld.entities if type(e).__name__ == 'OpaqueFunction'
-             for a in e.visit(context) or []]
-    assert sorted(n.node_executable for n in nodes) == ['depth_inference', 'sim_robot']
+    actions = [a for e in ld.entities if type(e).__name__ == 'OpaqueFunction'
+               for a in e.visit(context) or []]
+    nodes = {n.node_executable: n for n in actions if hasattr(n, 'node_executable')}
+    assert sorted(nodes) == ['depth_inference', 'sim_robot']
+    # depth_inference is a lifecycle node that launch configures and then activates
+    from launch_ros.actions import LifecycleNode
+    assert isinstance(nodes['depth_inference'], LifecycleNode)
+    assert not isinstance(nodes['sim_robot'], LifecycleNode)
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds.count('EmitEvent') == 1 and kinds.count('RegisterEventHandler') == 1
 
 
 def test_bringup_arguments():
