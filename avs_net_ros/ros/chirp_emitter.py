@@ -228,12 +228,11 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
 
     def _activate(self) -> None:
         """Subscribe to the camera (each frame asks for a chirp); publish the echo info."""
-        self._inputs = [self.create_subscription(Image, 'image', self._on_image,
-                                                        _IMAGE_QOS)]
+        self._inputs = [self.create_subscription(Image, 'image', self._on_image, _IMAGE_QOS)]
         if self.params['backend'] == 'sim':
             from geometry_msgs.msg import PoseStamped
             self._inputs.append(self.create_subscription(PoseStamped, 'sim_pose',
-                                                                self._on_pose, 5))
+                                                         self._on_pose, 5))
         info = self._last_info  # sent while inactive, so not published then
         if info is not None:
             self.pub_info.publish(info)
