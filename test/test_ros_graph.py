@@ -152,3 +152,13 @@ def test_bringup_arguments():
     text = show_arguments()
     assert all(f"'{a.name}'" in text for a in LAUNCH_ARGUMENTS)
     assert argument_values()['use_emitter'] == 'true'
+
+
+def test_lifecycle_nodes_are_autostarted_unless_told_not_to():
+    nodes = _by_name(resolve({'use_sim': 'true'}))
+    assert [n.description.lifecycle for n in nodes.values()] == [False, True, True]
+    assert {k: n.autostart for k, n in nodes.items()} == {
+        'sim_robot': False, 'chirp_emitter': True, 'depth_inference': True}
+    manual = resolve({'use_sim': 'true', 'autostart': 'false', 'namespace': 'robot1'})
+    assert not any(n.autostart for n in manual)
+    assert _by_name(manual)['depth_inference'].fully_qualified_name == '/robot1/depth_inference'

@@ -4,7 +4,8 @@ Each node runs in a process of its own, started with ``autostart:=false`` (uncon
 for a lifecycle manager); this test calls its ``change_state`` service and checks the state
 after each transition with ``get_state`` (lifecycle_msgs), and checks over the topics what the
 node does in each state: no subscriptions and no output while inactive, output while active,
-and a reconfigure after cleanup. Domains 94 (depth) and 84 (emitter); loopback only.
+and a reconfigure after cleanup. bringup with autostart:=false leaves depth_inference to the
+test the same way. Domains 94 (depth), 95 (bringup) and 84 (emitter); loopback only.
 """
 
 import signal
@@ -24,6 +25,7 @@ from std_msgs.msg import Header, String
 
 DEPTH_DOMAIN = 94
 EMITTER_DOMAIN = 84
+BRINGUP_DOMAIN = 95
 SEC = 1_000_000_000
 DEPTH = '/depth_inference'
 EMITTER = '/chirp_emitter'
@@ -248,3 +250,37 @@ def test_chirp_emitter_configure_failure_names_the_problem(tmp_path):
     finally:
         node.stop()
         tester.close()
+
+
+def test_bringup_without_autostart_leaves_the_graph_to_a_manager(model_set, tmp_path):
+    """``avs_bringup autostart:=false``: sim_robot runs, depth_inference waits to be driven."""
+    ros = RosHarness(BRINGUP_DOMAIN)
+    client = LifecycleClient(ros.tester)
+    metric = ros.collect(Image, '/depth/metric')
+    log_path = tmp_path / 'bringup.log'
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'avs_net_ros.ros.bringup', 'use_sim:=true',
+             'use_emitter:=false', 'autostart:=false', f'avs_model:={model_set["av"]}',
+             f'visual_model:={model_set["v"]}', 'providers:=cpu'],
+            cwd=ROOT, env=ros_env(BRINGUP_DOMAIN), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: client.get_state(DEPTH, timeout=1.0) == 'unconfigured', 60,
+                 'depth_inference to answer get_state, unconfigured')
+        wait_for(lambda: ros.tester.count_publishers('/camera/image') >= 1, 20,
+                 'sim_robot publishing')
+        time.sleep(1.0)
+        assert len(metric) == 0
+        _transition(client, DEPTH, 'configure', 'inactive')
+        _transition(client, DEPTH, 'activate', 'active')
+        wait_for(lambda: len(metric) >= 2, 30, 'metric depth once activated')
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        ros.close()
+    assert proc.returncode == 0, log_path.read_text()
