@@ -7,10 +7,12 @@ import time
 from avs_net_ros.core.scale import ScaleFit
 from avs_net_ros.ros.conversions import image_to_array, stamp_to_ns
 from avs_net_ros.ros.depth_inference import DepthInferenceNode, PARAMS
+from avs_net_ros.ros.lifecycle import bring_up, state_of
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
+from rclpy.lifecycle import TransitionCallbackReturn
 from ros_fixtures import (camera_info_msg, echo_info_msg, echo_msg,
                           half_dark_frame, image_msg, LATCHED, make_echo, overrides,
                           publish_until, ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for,
@@ -56,6 +58,7 @@ def node_factory(ros, model_set):
         node = ros.add(DepthInferenceNode(context=ros.context,
                                           parameter_overrides=overrides(**base)))
         made.append(node)
+        bring_up(node)
         for c in ros.out.values():
             c.clear()
         for pub in ros.pubs.values():
@@ -269,18 +272,27 @@ def test_burst_keeps_newest_frames_and_increasing_stamps(ros, node_factory):
     assert len(node._frames) == 0 and node._pairer._own.pending()[0] <= 10
 
 
-def test_missing_model_file_fails_at_start_with_the_path(ros, tmp_path):
+def _configure_fails(ros, **params):
+    """Build a node with ``params``; configure must fail and leave it unconfigured."""
+    node = DepthInferenceNode(context=ros.context, parameter_overrides=overrides(**params))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert state_of(node) == 'unconfigured'
+        return node.failure
+    finally:
+        node.destroy_node()
+
+
+def test_missing_model_file_fails_configure_with_the_path(ros, tmp_path):
     missing = str(tmp_path / 'no_such_avs.onnx')
-    with pytest.raises(FileNotFoundError, match='no_such_avs.onnx'):
-        DepthInferenceNode(context=ros.context,
-                           parameter_overrides=overrides(avs_model=missing))
+    assert f'model file not found: {missing}' in _configure_fails(ros, avs_model=missing)
+    # standalone with autostart (the default): the process exits with 1 and the reason
     r = subprocess.run([sys.executable, '-m', 'avs_net_ros.ros.depth_inference', '--ros-args',
                         '-p', f'avs_model:={missing}'], cwd=ROOT, env=ros_env(DOMAIN),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert f'model file not found: {missing}' in r.stderr + r.stdout
-    with pytest.raises(ValueError, match=r'parameter avs_model \(path of the AVS-Net'):
-        DepthInferenceNode(context=ros.context)
+    assert 'parameter avs_model (path of the AVS-Net' in _configure_fails(ros)
 
 
 def test_every_parameter_has_a_description(ros, node_factory):
@@ -288,6 +300,5 @@ def test_every_parameter_has_a_description(ros, node_factory):
     names = [p.name for p in PARAMS]
     described = node.describe_parameters(names)
     assert all(d.description and d.read_only for d in described)
-    with pytest.raises(ValueError, match="fallback = 'sometimes' is not one of"):
-        DepthInferenceNode(context=ros.context, parameter_overrides=overrides(
-            avs_model='x.onnx', fallback='sometimes'))
+    assert "fallback = 'sometimes' is not one of" in _configure_fails(
+        ros, avs_model='x.onnx', fallback='sometimes')

@@ -130,9 +130,16 @@ def test_launch_file_builds_the_graph_with_ros2_launch():
     for entity in ld.entities:
         if type(entity).__name__ == 'DeclareLaunchArgument':
             entity.visit(context)
-    nodes = [a for e in ld.entities if type(e).__name__ == 'OpaqueFunction'
-             for a in e.visit(context) or []]
-    assert sorted(n.node_executable for n in nodes) == ['depth_inference', 'sim_robot']
+    actions = [a for e in ld.entities if type(e).__name__ == 'OpaqueFunction'
+               for a in e.visit(context) or []]
+    nodes = {n.node_executable: n for n in actions if hasattr(n, 'node_executable')}
+    assert sorted(nodes) == ['depth_inference', 'sim_robot']
+    # depth_inference is a lifecycle node that launch configures and then activates
+    from launch_ros.actions import LifecycleNode
+    assert isinstance(nodes['depth_inference'], LifecycleNode)
+    assert not isinstance(nodes['sim_robot'], LifecycleNode)
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds.count('EmitEvent') == 1 and kinds.count('RegisterEventHandler') == 1
 
 
 def test_bringup_arguments():
@@ -145,3 +152,13 @@ def test_bringup_arguments():
     text = show_arguments()
     assert all(f"'{a.name}'" in text for a in LAUNCH_ARGUMENTS)
     assert argument_values()['use_emitter'] == 'true'
+
+
+def test_lifecycle_nodes_are_autostarted_unless_told_not_to():
+    nodes = _by_name(resolve({'use_sim': 'true'}))
+    assert [n.description.lifecycle for n in nodes.values()] == [False, True, True]
+    assert {k: n.autostart for k, n in nodes.items()} == {
+        'sim_robot': False, 'chirp_emitter': True, 'depth_inference': True}
+    manual = resolve({'use_sim': 'true', 'autostart': 'false', 'namespace': 'robot1'})
+    assert not any(n.autostart for n in manual)
+    assert _by_name(manual)['depth_inference'].fully_qualified_name == '/robot1/depth_inference'

@@ -36,8 +36,6 @@ DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
 #: Seconds ``ros2 bag play`` waits before playing, so that the node has matched its new
 #: publishers before the first best-effort frame (it took 2.4 s here between processes).
 ROS2_PLAY_DELAY_S = 4.0
-#: What depth_inference logs when echoes/info reaches it (see DepthInferenceNode).
-INFO_RECEIVED_LOG = '[depth_inference]: echo info: '
 
 
 def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
@@ -96,6 +94,17 @@ class Recorder:
                     self.messages.append((t, topic, msgtype, bytes(raw)))
         return cb
 
+    def diagnostic_values(self, name_prefix: str) -> Dict[str, str]:
+        """Return the key/values of the newest recorded status whose name starts so ({})."""
+        ts = typestore()
+        with self.lock:
+            diags = [m for m in self.messages if m[2] == DIAGNOSTICS_TYPE]
+        for _, _, msgtype, raw in reversed(diags):
+            for status in ts.deserialize_cdr(raw, msgtype).status:
+                if status.name.startswith(name_prefix):
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
     def count(self, topic: str) -> int:
         """Return how many messages of ``topic`` were recorded."""
         with self.lock:
@@ -113,7 +122,8 @@ class GraphProcess:
     Use as a context manager: the graph starts with its output in ``log_path``, rclpy is
     initialised in this process on the same ``domain_id`` (a private context) and ``node`` is
     spun in a background thread; on exit the graph gets SIGINT (then SIGKILL) and the context is
-    shut down. DDS stays on this machine (``bringup.keep_local``).
+    shut down. DDS stays on this machine (``bringup.keep_local``). ``wait_active`` learns that
+    the graph's lifecycle nodes are configured and active from their ``get_state`` services.
     """
 
     def __init__(self, arguments: List[str], log_path: str, domain_id: int,
@@ -128,6 +138,31 @@ class GraphProcess:
         self._log: Any = None
         self._context: Any = None
         self._executor: Any = None
+        self.lifecycle: Any = None
+
+    def managed_nodes(self) -> List[str]:
+        """Fully qualified names of the lifecycle nodes that bringup activates."""
+        from avs_net_ros.ros.bringup import split_arguments
+        from avs_net_ros.ros.graph import resolve
+
+        return [r.fully_qualified_name for r in resolve(split_arguments(self.arguments)[0])
+                if r.autostart]
+
+    def wait_active(self, timeout: float) -> None:
+        """Wait until every managed node reports 'active' (models loaded, subscribed).
+
+        Raises:
+            RuntimeError: the graph exited, or a node was not active within ``timeout``.
+
+        """
+        from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleError
+
+        try:
+            self.lifecycle.wait_for_state(self.managed_nodes(), ACTIVE, timeout,
+                                          alive=self.check_alive)
+        except LifecycleError as e:
+            raise RuntimeError(f'the node graph is not running: {e}; see {self.log_path}'
+                               ) from e
 
     def __enter__(self) -> 'GraphProcess':
         """Start the graph and the local node."""
@@ -135,6 +170,7 @@ class GraphProcess:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from avs_net_ros.ros.bringup import keep_local
+        from avs_net_ros.ros.lifecycle import LifecycleClient
 
         env = dict(os.environ)
         keep_local(env)
@@ -152,6 +188,7 @@ class GraphProcess:
             self._executor = SingleThreadedExecutor(context=self._context)
             self._executor.add_node(self.node)
             threading.Thread(target=self._executor.spin, daemon=True).start()
+            self.lifecycle = LifecycleClient(self.node)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -250,17 +287,15 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         play_topics = [t for t in play_topics if t in have]
         ros2 = shutil.which('ros2')
         player = BagPlayer(node, path, play_topics, rate, stamp_topics=(tp.image, tp.echoes))
-        graph.wait_until(lambda: (node.count_subscribers(tp.image)
-                                  and node.count_subscribers(tp.echoes)
-                                  and node.count_publishers(tp.metric)),
-                         startup_timeout, f'subscribe to {tp.image} and {tp.echoes}')
+        graph.wait_active(startup_timeout)  # depth_inference: models warm, subscribed
         player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
         # Our publishers seeing the node's subscriptions does not mean the node's side has
         # matched ours yet (best-effort camera data sent before that is lost): wait until the
-        # node logs that the latched echoes/info reached it.
+        # node's diagnostics say that the latched echoes/info reached it.
         if player.publish_latched():
-            graph.wait_until(lambda: _log_has(log_path, INFO_RECEIVED_LOG), startup_timeout,
-                             f'log receiving {tp.echo_info}')
+            graph.wait_until(lambda: recorder.diagnostic_values('depth_inference').get(
+                'echo_info') == 'received', startup_timeout,
+                f'report receiving {tp.echo_info} on /diagnostics')
         time.sleep(0.5)
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
             played = time.monotonic()
@@ -302,14 +337,6 @@ def _stamps(recorder: Recorder, topic: str) -> Dict[int, float]:
         if top == topic:
             out[stamp_to_ns(ts.deserialize_cdr(raw, msgtype).header.stamp)] = t
     return out
-
-
-def _log_has(path: str, text: str) -> bool:
-    try:
-        with open(path, errors='replace') as f:
-            return text in f.read()
-    except OSError:
-        return False
 
 
 def _system_figures(player: Any, recorder: Recorder, tp: BagTopics, wall: float,

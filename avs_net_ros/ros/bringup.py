@@ -6,7 +6,12 @@
 
 The nodes, their parameter files, overrides and remappings come from ``graph.resolve``, exactly
 as ``launch/depth.launch.py`` starts them on a ROS 2 install; here they are instantiated in
-this process, each spun on its own executor thread (``spin``).
+this process, each spun on its own executor thread (``spin``). bringup is the lifecycle manager
+of its lifecycle nodes: with autostart (the default) it configures, then activates each in
+graph order once all spin, and exits with 1, naming the node and the reason, if one fails; on
+Ctrl-C or SIGTERM it deactivates, cleans up and shuts them down in reverse order before
+destroying them. With ``autostart:=false`` they stay unconfigured, driven over their lifecycle
+services (``ros2 lifecycle set /depth_inference configure``).
 Unless already set, the process keeps DDS on this machine: ROS_AUTOMATIC_DISCOVERY_RANGE=
 LOCALHOST and the package's Fast DDS profile (shared memory + UDP on 127.0.0.1).
 """
@@ -109,6 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from avs_net_ros.runtime.memory import keep_freed_memory
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     import rclpy
+    from avs_net_ros.ros.lifecycle import bring_up, LifecycleError
     from avs_net_ros.ros.spin import init_process, spin_nodes
 
     logger = rclpy.logging.get_logger('avs_bringup')
@@ -129,8 +135,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # stopped while the models were loading
         rclpy.try_shutdown()
         return 0
-    logger.info('running ' + ', '.join(n.get_fully_qualified_name() for n in nodes))
-    spin_nodes(nodes)
+    managed = [n for n, r in zip(nodes, resolved) if r.autostart]
+
+    def start() -> None:
+        for node in managed:  # in graph order, each configured and active before the next
+            bring_up(node)
+        logger.info('running ' + ', '.join(n.get_fully_qualified_name() for n in nodes))
+
+    try:
+        spin_nodes(nodes, start=start)
+    except LifecycleError as e:
+        logger.fatal(f'cannot start the graph: {e}')
+        rclpy.try_shutdown()
+        return 1
     rclpy.try_shutdown()
     return 0
 

@@ -10,6 +10,12 @@ Topics (relative names; remap them):
   ``echoes/info`` (std_msgs/String JSON, latched, republished when settings or the measured
   device latency change) and ``/diagnostics``.
 
+Lifecycle (``lifecycle``): unconfigured after start; ``configure`` opens the audio stream
+(FAILURE naming the problem, e.g. a missing device with the devices that exist, reported on
+/diagnostics too); ``activate`` subscribes to the camera, so chirps start; ``deactivate``
+unsubscribes (no chirps, no echoes); ``cleanup`` closes the stream. /diagnostics runs in every
+state; the latched ``echoes/info`` goes out on activation.
+
 All audio work is in ``avs_net_ros.audio`` (``SonarEngine``): one continuous duplex stream,
 chirps placed at known samples never faster than the echo window plus the reverberation
 guard, echoes aligned on the direct path and cut on a worker thread. This node only maps
@@ -28,11 +34,12 @@ from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.core.acoustics import ChirpConfig
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.ros.conversions import echo_to_image, EchoInfo, header_copy
-from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
+from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
 from sensor_msgs.msg import Image
@@ -166,11 +173,38 @@ def _make_backend(p: Dict[str, Any], sample_rate: int) -> Any:
                                 input_gain=p['sim.input_gain'], speed=p['sim.speed'])
 
 
-class ChirpEmitterNode(Node):
-    """Chirps on camera frames and publishes the binaural echoes (see module docstring)."""
+class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
+    """Chirps on camera frames and publishes the binaural echoes (see module docstring).
+
+    A lifecycle node (see ``lifecycle``): construction declares the parameters and starts the
+    diagnostics; ``configure`` builds the settings and opens the audio stream (FAILURE naming
+    the problem, e.g. a missing device with the list of devices); ``activate`` subscribes to
+    the camera (chirps start) and enables the outputs; ``deactivate`` unsubscribes (no more
+    chirps or echoes); ``cleanup`` closes the stream.
+    """
+
+    configure_errors = (AudioDeviceError, ValueError, OSError)
 
     def __init__(self, **kwargs: Any) -> None:
-        """Declare parameters, open the audio stream and create the topics.
+        """Declare parameters and start diagnostics; the node is unconfigured."""
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = declare_parameters(self, PARAMS, check=False)
+        self.settings: Optional[SonarSettings] = None
+        self.backend: Any = None
+        self.engine: Optional[SonarEngine] = None
+        self.pub_echo = self.pub_info = None
+        self._inputs: List[Any] = []
+        self._last_info: Optional[String] = None
+        self.published = 0
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
+
+    # -- lifecycle transitions (see lifecycle.LifecycleMixin) ---------------------------------
+
+    def _configure(self) -> None:
+        """Build the settings, open the audio stream (warm-up starts) and the outputs.
 
         Raises:
             AudioDeviceError: the audio device is missing (the message lists the devices).
@@ -178,35 +212,60 @@ class ChirpEmitterNode(Node):
             ValueError: a parameter is outside its choices.
 
         """
-        super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS)
+        check_choices(PARAMS, self.params)
         self.settings = settings_from_params(self.params)
         self.backend = _make_backend(self.params, self.settings.sample_rate)
-        self.pub_echo = self.create_publisher(Image, 'echoes', _ECHO_QOS)
-        self.pub_info = self.create_publisher(String, 'echoes/info', _LATCHED_QOS)
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.pub_echo = self.create_lifecycle_publisher(Image, 'echoes', _ECHO_QOS)
+        self.pub_info = self.create_lifecycle_publisher(String, 'echoes/info', _LATCHED_QOS)
         self.published = 0
         self.engine = SonarEngine(self.settings, self.backend, self._on_echo, self._on_info,
                                   warmup=self.params['warmup'], log=self._log)
         self.engine.start()
         s = self.settings
-        where = (f'device {self.backend.describe()}' if self.params['backend'] == 'sounddevice'
-                 else f'simulated room {self.params["sim.room_size"]}')
         self.get_logger().info(
-            f'chirping on {where} at {s.sample_rate} Hz: window {s.window} samples '
+            f'audio open on {self._where()} at {s.sample_rate} Hz: window {s.window} samples '
             f'({s.max_range:g} m), at most {s.rate_limit:.2f} chirps/s')
-        self.create_subscription(Image, 'image', self._on_image, _IMAGE_QOS)
+
+    def _activate(self) -> None:
+        """Subscribe to the camera (each frame asks for a chirp); publish the echo info."""
+        self._inputs = [self.create_subscription(Image, 'image', self._on_image, _IMAGE_QOS)]
         if self.params['backend'] == 'sim':
             from geometry_msgs.msg import PoseStamped
-            self.create_subscription(PoseStamped, 'sim_pose', self._on_pose, 5)
-        self.add_on_set_parameters_callback(self._validate_params)
-        self.add_post_set_parameters_callback(self._apply_params)
-        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
+            self._inputs.append(self.create_subscription(PoseStamped, 'sim_pose',
+                                                         self._on_pose, 5))
+        info = self._last_info  # sent while inactive, so not published then
+        if info is not None:
+            self.pub_info.publish(info)
+
+    def _deactivate(self) -> None:
+        """Unsubscribe: no more chirp requests (a chirp in flight is not published)."""
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        self._inputs = []
+
+    def _release(self) -> None:
+        """Close the audio stream and destroy the outputs."""
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        for pub in (self.pub_echo, self.pub_info):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self.pub_echo = self.pub_info = None
+        self.backend = None
+        self._last_info = None
+
+    def _where(self) -> str:
+        if self.params['backend'] == 'sounddevice' and self.backend is not None:
+            return f'device {self.backend.describe()}'
+        return f'simulated room {self.params["sim.room_size"]}'
 
     # -- ROS callbacks ------------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
-        self.engine.request(header_copy(msg.header))
+        engine = self.engine
+        if engine is not None:
+            engine.request(header_copy(msg.header))
 
     def _on_pose(self, msg: Any) -> None:
         from avs_net_ros.sim.rig import CameraPose
@@ -214,8 +273,11 @@ class ChirpEmitterNode(Node):
         q, p = msg.pose.orientation, msg.pose.position
         yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
         pitch = math.asin(max(-1.0, min(1.0, 2 * (q.w * q.y - q.z * q.x))))
+        backend = self.backend
+        if backend is None:
+            return
         try:
-            self.backend.set_pose(CameraPose(p.x, p.y, p.z, yaw, -pitch))
+            backend.set_pose(CameraPose(p.x, p.y, p.z, yaw, -pitch))
         except AvsInputError as e:
             self.get_logger().warning(f'sim_pose ignored: {e}', throttle_duration_sec=1.0)
 
@@ -233,22 +295,32 @@ class ChirpEmitterNode(Node):
         if not changed:
             return
         self.params.update(changed)
-        if self.params['backend'] == 'sim':
-            self.backend.noise_level = float(self.params['sim.noise_level'])
-            self.backend.input_gain = float(self.params['sim.input_gain'])
-        self.settings = settings_from_params(self.params)
-        self.engine.update_settings(self.settings)
         self.get_logger().info(f'parameters changed: {changed}')
+        backend, engine = self.backend, self.engine
+        if engine is None:
+            return  # not configured: configure reads the new values
+        if self.params['backend'] == 'sim':
+            backend.noise_level = float(self.params['sim.noise_level'])
+            backend.input_gain = float(self.params['sim.input_gain'])
+        self.settings = settings_from_params(self.params)
+        engine.update_settings(self.settings)
 
     # -- engine callbacks (worker thread) -----------------------------------------------------
 
     def _on_echo(self, result: EchoResult) -> None:
-        self.pub_echo.publish(echo_to_image(result.echo, result.tag))
+        pub = self.pub_echo
+        if pub is None or not pub.is_activated:
+            return  # deactivated while the chirp was in flight
+        pub.publish(echo_to_image(result.echo, result.tag))
         self.published += 1
 
     def _on_info(self, info: Dict[str, Any]) -> None:
         EchoInfo.from_dict(info)  # the agreed keys must all be there
-        self.pub_info.publish(String(data=json.dumps(info, sort_keys=True)))
+        msg = String(data=json.dumps(info, sort_keys=True))
+        self._last_info = msg
+        pub = self.pub_info
+        if pub is not None:
+            pub.publish(msg)  # dropped while inactive; activate publishes the latest
 
     def _log(self, level: int, message: str) -> None:
         log = self.get_logger()
@@ -262,22 +334,39 @@ class ChirpEmitterNode(Node):
     # -- diagnostics --------------------------------------------------------------------------
 
     def publish_diagnostics(self) -> None:
-        """Publish the sonar's health on /diagnostics."""
-        status = self.engine.status()
+        """Publish the sonar's health (and the lifecycle state) on /diagnostics.
+
+        Not active: WARN, or ERROR with the reason when the last configure failed.
+        """
+        engine, state = self.engine, state_of(self)
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        hw = (str(self.backend.describe()) if self.params['backend'] == 'sounddevice'
-              else 'simulated room')
-        values = dict(status.values, echoes_published=str(self.published))
+        hw = 'simulated room' if self.params['backend'] == 'sim' else (
+            str(self.backend.describe()) if self.backend is not None
+            else f'device {self.params["device"] or "default"}')
+        values = {'lifecycle_state': state, 'echoes_published': str(self.published)}
+        if engine is not None:
+            status = engine.status()
+            values.update(status.values)
+            level, message = _LEVELS[status.level], status.message
+        else:
+            level, message = DiagnosticStatus.WARN, 'audio closed'
+        if state != ACTIVE:
+            level = DiagnosticStatus.ERROR if self.failure else max(
+                level, DiagnosticStatus.WARN)
+            message = f'{state}: {self.failure or message}'
+        if self.failure:
+            values['last_error'] = self.failure
         msg.status = [DiagnosticStatus(
-            level=_LEVELS[status.level], name=f'{self.get_name()}: sonar', hardware_id=hw,
-            message=status.message,
-            values=[KeyValue(key=k, value=v) for k, v in sorted(values.items())])]
+            level=level, name=f'{self.get_name()}: sonar', hardware_id=hw, message=message,
+            values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])]
         self.pub_diag.publish(msg)
 
     def destroy_node(self) -> None:
         """Stop the audio stream, then destroy the node."""
-        self.engine.stop()
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
         super().destroy_node()
 
 

@@ -10,6 +10,11 @@ Topics (relative names; remap them):
   (std_msgs/Float32, the scale applied to the published frame), ``depth/camera_info`` (the
   camera's CameraInfo with the depth image's header) and ``/diagnostics``.
 
+Lifecycle (``lifecycle``): unconfigured after start; ``configure`` loads and warms the models
+(FAILURE naming a missing model file, a broken contract or a bad parameter, reported on
+/diagnostics too); ``activate`` subscribes and enables the outputs; ``deactivate`` unsubscribes
+and publishes nothing more; ``cleanup`` releases the models. /diagnostics runs in every state.
+
 Threads: subscription callbacks only store messages and pair echoes with frames by stamp
 (``Pairer``), then wake the worker thread (``worker.WakeableWorker``), which runs the models and
 publishes; the node's executor thread is never blocked by inference (see ``spin``). The worker
@@ -32,15 +37,16 @@ from avs_net_ros.core.spectrogram import validate_echo
 from avs_net_ros.ros.conversions import (array_to_image, header_copy, image_to_echo,
                                          image_to_rgb, stamp_to_ns, string_to_echo_info)
 from avs_net_ros.ros.depth_engine import DepthEngine, DepthOutput, FALLBACKS
+from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
 from avs_net_ros.ros.pairing import Pairer
-from avs_net_ros.ros.params import declare_parameters, ParamSpec
+from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, Image
@@ -122,11 +128,55 @@ class _Echo:
         self.header, self.samples, self.sample_rate = header, samples, sample_rate
 
 
-class DepthInferenceNode(Node):
-    """Publishes metric depth for camera frames, scaled by AVS-Net from binaural echoes."""
+class DepthInferenceNode(LifecycleMixin, LifecycleNode):
+    """Publishes metric depth for camera frames, scaled by AVS-Net from binaural echoes.
+
+    A lifecycle node (see ``lifecycle``): construction declares the parameters and starts the
+    diagnostics; ``configure`` loads and warms the models and starts the worker (FAILURE,
+    naming the problem, for a missing model file, a broken contract or a bad parameter);
+    ``activate`` subscribes and enables the outputs; ``deactivate`` unsubscribes and drops
+    pending frames; ``cleanup`` stops the worker and releases the models.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
-        """Declare parameters, load the models and create the topics.
+        """Declare parameters and start diagnostics; the node is unconfigured."""
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = declare_parameters(self, PARAMS, check=False)
+        self._lock = threading.Lock()
+        self.pipeline: Optional[MetricDepthPipeline] = None
+        self.engine: Optional[DepthEngine] = None
+        self._worker: Optional[WakeableWorker] = None
+        self._pairer: Optional[Pairer] = None
+        self._inputs: List[Any] = []
+        self._outputs: List[Any] = []
+        self.pub_relative = None
+        self._active = False
+        self._reset()
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _reset(self) -> None:
+        """Forget frames, pairs, counters and errors (a new configuration starts afresh)."""
+        with self._lock:
+            self._frames: 'OrderedDict[int, Tuple[Image, float]]' = OrderedDict()
+            self._pair: Optional[Tuple[Image, Tuple[np.ndarray, int]]] = None
+            self._camera_info: Optional[CameraInfo] = None
+            self._info = None
+            self._last_published_ns = -1
+            self._last_frame_ns: Optional[int] = None
+            self.counters: Dict[str, int] = dict.fromkeys(
+                ('frames_in', 'duplicate_frames', 'echoes_in', 'echoes_rejected',
+                 'images_rejected', 'pairs', 'dropped_frames', 'dropped_pairs',
+                 'published_metric', 'published_echo_frames', 'no_output_frames',
+                 'worker_errors'), 0)
+            self.last_error = ''
+            self.last_inference_ms = float('nan')
+
+    # -- lifecycle transitions (see lifecycle.LifecycleMixin) -------------------------------
+
+    def _configure(self) -> None:
+        """Load and warm the models, create the outputs and start the worker.
 
         Raises:
             FileNotFoundError: a model file is missing (its path is named).
@@ -134,16 +184,8 @@ class DepthInferenceNode(Node):
             ValueError: a parameter is missing or has a value outside its choices.
 
         """
-        super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._setup()
-        except BaseException:
-            self.destroy_node()  # no half-built node left behind with live entities
-            raise
-
-    def _setup(self) -> None:
-        p = declare_parameters(self, PARAMS)
-        self.params = p
+        p = self.params
+        check_choices(PARAMS, p)
         if not p['avs_model']:
             raise ValueError('parameter avs_model (path of the AVS-Net ONNX model) is not set')
         providers = list(p['providers'])
@@ -163,25 +205,30 @@ class DepthInferenceNode(Node):
             f'relative={p["relative_model"] or "none"}, visual={p["visual_model"] or "none"}; '
             f'requested providers {providers}, active providers '
             f'{self.pipeline.active_providers}')
+        self._reset()
 
-        self._lock = threading.Lock()
-        self._frames: 'OrderedDict[int, Tuple[Image, float]]' = OrderedDict()
-        self._pair: Optional[Tuple[Image, Tuple[np.ndarray, int]]] = None
-        self._camera_info: Optional[CameraInfo] = None
-        self._info = None
-        self._last_published_ns = -1
-        self._last_frame_ns: Optional[int] = None
-        self.counters: Dict[str, int] = dict.fromkeys(
-            ('frames_in', 'duplicate_frames', 'echoes_in', 'echoes_rejected', 'images_rejected',
-             'pairs',
-             'dropped_frames', 'dropped_pairs', 'published_metric', 'published_echo_frames',
-             'no_output_frames', 'worker_errors'), 0)
-        self.last_error = ''
-        self.last_inference_ms = float('nan')
+        def publisher(msg_type: Any, topic: str) -> Any:
+            pub = self.create_lifecycle_publisher(msg_type, topic, _OUT_QOS)
+            self._outputs.append(pub)
+            return pub
+
+        self.pub_metric = publisher(Image, 'depth/metric')
+        self.pub_pseudo = publisher(Image, 'depth/pseudo_dense')
+        self.pub_relative = (publisher(Image, 'depth/relative') if p['publish_relative']
+                             else None)
+        self.pub_scale = publisher(Float32, 'depth/scale')
+        self.pub_info = publisher(CameraInfo, 'depth/camera_info')
+        # the worker also runs when a frame held for echo_wait falls due (_work says when)
+        self._worker = WakeableWorker(self._work, 'depth_inference worker',
+                                      on_error=self._on_worker_error)
+        self._worker.start()
+
+    def _activate(self) -> None:
+        """Subscribe to the camera and the echoes; outputs go out from now on."""
+        p = self.params
         self._pairer = Pairer(2, p['pair_queue_size'], p['pair_slop'], self._on_pair)
         self.get_logger().info(f'echo/frame pairing by {self._pairer.backend}, slop '
                                f'{p["pair_slop"]} s')
-
         echo_qos = QoSProfile(depth=p['pair_queue_size'], history=HistoryPolicy.KEEP_LAST,
                               reliability=(ReliabilityPolicy.RELIABLE
                                            if p['echo_reliability'] == 'reliable'
@@ -189,23 +236,34 @@ class DepthInferenceNode(Node):
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
-        self.create_subscription(Image, 'image', self._on_image, image_qos)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, image_qos)
-        self.create_subscription(Image, 'echoes', self._on_echo, echo_qos)
-        self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS)
-        self.pub_metric = self.create_publisher(Image, 'depth/metric', _OUT_QOS)
-        self.pub_pseudo = self.create_publisher(Image, 'depth/pseudo_dense', _OUT_QOS)
-        self.pub_relative = (self.create_publisher(Image, 'depth/relative', _OUT_QOS)
-                             if p['publish_relative'] else None)
-        self.pub_scale = self.create_publisher(Float32, 'depth/scale', _OUT_QOS)
-        self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', _OUT_QOS)
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        # the worker also runs when a frame held for echo_wait falls due (_work says when)
-        self._worker = WakeableWorker(self._work, 'depth_inference worker',
-                                      on_error=self._on_worker_error)
-        self._worker.start()
-        self.create_timer(p['diagnostics_period'], self.publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._active = True
+        self._inputs = [
+            self.create_subscription(Image, 'image', self._on_image, image_qos),
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                     image_qos),
+            self.create_subscription(Image, 'echoes', self._on_echo, echo_qos),
+            self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS)]
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and drop what is pending (a frame being processed is not published)."""
+        self._active = False
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        self._inputs = []
+        with self._lock:
+            self._frames.clear()
+            self._pair = None
+
+    def _release(self) -> None:
+        """Stop the worker, destroy the outputs and release the ONNX sessions."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        for pub in self._outputs:
+            self.destroy_lifecycle_publisher(pub)
+        self._outputs = []
+        self.pub_relative = None
+        self.pipeline = self.engine = self._pairer = None
 
     # -- subscription side: cheap, never runs a model --------------------------------------
 
@@ -222,9 +280,12 @@ class DepthInferenceNode(Node):
             while len(self._frames) > self.params['pair_queue_size']:
                 self._frames.popitem(last=False)
                 self.counters['dropped_frames'] += 1
-        if self.engine.uses_echo:
-            self._pairer.add(0, msg)
-        self._worker.wake()
+        engine, pairer, worker = self.engine, self._pairer, self._worker
+        if engine is None or worker is None:
+            return  # a callback that was running while the node deactivated
+        if engine.uses_echo and pairer is not None:
+            pairer.add(0, msg)
+        worker.wake()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -236,6 +297,8 @@ class DepthInferenceNode(Node):
             self._reject('echoes/info', str(e))
             return
         self._info = info
+        if self.pipeline is None:
+            return
         c = self.pipeline.avs.contract
         if c.echo is not None and (info.sample_rate != c.echo.features.sample_rate
                                    or info.channels != c.echo.features.channels):
@@ -250,6 +313,9 @@ class DepthInferenceNode(Node):
 
     def _on_echo(self, msg: Image) -> None:
         self.counters['echoes_in'] += 1
+        pipeline, pairer = self.pipeline, self._pairer
+        if pipeline is None or pairer is None:
+            return
         if not self.engine.uses_echo:
             self.get_logger().info('the AVS-Net model is visual-only: echoes are ignored',
                                    once=True)
@@ -259,12 +325,12 @@ class DepthInferenceNode(Node):
             if not sample_rate:
                 raise AvsInputError('no echoes/info received yet and parameter '
                                     'echo_sample_rate is 0: the sample rate is unknown')
-            echo = validate_echo(image_to_echo(msg), self.pipeline.avs.contract.echo.features,
+            echo = validate_echo(image_to_echo(msg), pipeline.avs.contract.echo.features,
                                  sample_rate)
         except AvsInputError as e:
             self._reject('echo', f'stamp {stamp_to_ns(msg.header.stamp)} ns: {e}')
             return
-        self._pairer.add(1, _Echo(msg.header, echo, int(sample_rate)))
+        pairer.add(1, _Echo(msg.header, echo, int(sample_rate)))
 
     def _on_pair(self, image: Image, echo: '_Echo') -> None:
         with self._lock:
@@ -272,7 +338,9 @@ class DepthInferenceNode(Node):
             if self._pair is not None:
                 self.counters['dropped_pairs'] += 1
             self._pair = (image, (echo.samples, echo.sample_rate))
-        self._worker.wake()
+        worker = self._worker
+        if worker is not None:
+            worker.wake()
 
     def _on_worker_error(self, error: BaseException) -> None:
         # not an input problem (those are AvsInputError, handled per frame): a failing model
@@ -343,6 +411,8 @@ class DepthInferenceNode(Node):
         return oldest + self.params['echo_wait'] - time.monotonic()
 
     def _publish(self, image: Image, out: DepthOutput, echo_frame: bool) -> None:
+        if not self._active:
+            return  # deactivated while this frame was processed
         header = header_copy(image.header)
         t = stamp_to_ns(header.stamp)
         if echo_frame and out.pseudo_dense is not None and self.params['publish_pseudo_dense']:
@@ -373,39 +443,52 @@ class DepthInferenceNode(Node):
         worker = getattr(self, '_worker', None)
         if worker is not None:
             worker.stop()
+            self._worker = None
         super().destroy_node()
 
     # -- diagnostics -------------------------------------------------------------------------
 
     def diagnostic_status(self) -> DiagnosticStatus:
-        """Return the node's state: echo age, fallback in use, counters, last error."""
+        """Return the node's state: lifecycle state, echo age, fallback, counters, errors.
+
+        Not active: WARN, or ERROR with the reason when the last configure failed.
+        """
         with self._lock:
             last_frame = self._last_frame_ns
             counters = dict(self.counters)
             last_error = self.last_error
+        engine, pipeline, pairer = self.engine, self.pipeline, self._pairer
+        state = state_of(self)
         st = DiagnosticStatus(name=f'{self.get_name()}: metric depth',
                               hardware_id=self.get_fully_qualified_name())
-        values = {}
-        if last_frame is None:
+        values = {'lifecycle_state': state}
+        if state != ACTIVE or engine is None:
+            if self.failure:
+                st.level, st.message = DiagnosticStatus.ERROR, f'{state}: {self.failure}'
+            else:
+                st.level, st.message = DiagnosticStatus.WARN, f'{state}: not publishing'
+        elif last_frame is None:
             st.level, st.message = DiagnosticStatus.WARN, 'no camera frames received'
         else:
             now = _seconds(last_frame)
-            values.update(self.engine.status(now))
-            if not self.engine.uses_echo:
+            values.update(engine.status(now))
+            if not engine.uses_echo:
                 st.level, st.message = DiagnosticStatus.OK, 'visual-only AVS-Net model'
-            elif self.engine.echo_stale(now):
-                age = self.engine.echo_age(now)
+            elif engine.echo_stale(now):
+                age = engine.echo_age(now)
                 what = 'no echo received yet' if age is None else (
                     f'no usable echo for {age:.2f} s (> echo_timeout '
-                    f'{self.engine.echo_timeout} s)')
+                    f'{engine.echo_timeout} s)')
                 st.level = DiagnosticStatus.WARN
-                st.message = f'{what}: fallback {self.engine.fallback}'
+                st.message = f'{what}: fallback {engine.fallback}'
             else:
                 st.level, st.message = DiagnosticStatus.OK, 'metric scale from echoes'
         values.update({k: str(v) for k, v in counters.items()})
-        values.update(last_error=last_error or 'none', pairing=self._pairer.backend,
+        values.update(last_error=last_error or self.failure or 'none',
+                      pairing=pairer.backend if pairer is not None else 'none',
                       echo_info='received' if self._info is not None else 'none',
-                      providers=str(self.pipeline.active_providers),
+                      providers=str(pipeline.active_providers if pipeline is not None
+                                    else []),
                       last_inference_ms=f'{self.last_inference_ms:.2f}')
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         return st

@@ -17,6 +17,10 @@ The graph:
   room is its own shoebox, not the sim_robot's scene.
 - ``depth_inference``: always; camera + echoes -> metric depth.
 
+chirp_emitter and depth_inference are lifecycle nodes: with ``autostart`` (the default) launch
+and bringup configure and then activate them; otherwise they wait, unconfigured, for a
+lifecycle manager.
+
 For bag replay: use_sim:=false use_emitter:=false use_sim_time:=true, and play the bag's camera,
 camera_info, echoes and echoes/info topics with /clock.
 """
@@ -46,6 +50,9 @@ LAUNCH_ARGUMENTS: Tuple[LaunchArgument, ...] = (
                    'echoes when the emitter is off) instead of using real sensors.', BOOL),
     LaunchArgument('use_emitter', 'true', 'Start the chirp emitter; false for bag replay, '
                    'where the echoes are already in the bag.', BOOL),
+    LaunchArgument('autostart', 'true', 'Configure and activate the lifecycle nodes '
+                   '(chirp_emitter, depth_inference) at start; false leaves them unconfigured '
+                   'for a lifecycle manager or ros2 lifecycle set.', BOOL),
     LaunchArgument('use_sim_time', 'false', 'Use /clock (bag replay with --clock, or the '
                    'simulated robot) instead of the wall clock, in every node.', BOOL),
     LaunchArgument('namespace', '', 'Namespace for all nodes and their relative topics.'),
@@ -92,6 +99,8 @@ class NodeDescription:
         conditional_params: (parameter, condition, value if true, value if false): a
             condition is a boolean launch argument, optionally prefixed with 'not '; a value
             of None leaves the parameter to the parameter file.
+        lifecycle: A managed (lifecycle) node: whoever starts it drives its transitions
+            (``lifecycle``); the others start publishing when built.
 
     """
 
@@ -105,6 +114,7 @@ class NodeDescription:
     enabled_if: Tuple[str, ...] = ()
     overrides: Tuple[Tuple[str, str], ...] = ()
     conditional_params: Tuple[Tuple[str, str, object, object], ...] = ()
+    lifecycle: bool = False
 
 
 _CAMERA = (('image', 'image_topic', ''), ('camera_info', 'camera_info_topic', ''))
@@ -123,14 +133,15 @@ NODES: Tuple[NodeDescription, ...] = (
         module='avs_net_ros.ros.chirp_emitter', node_class='ChirpEmitterNode',
         params_file='chirp_emitter.yaml', params_arg='emitter_params_file',
         remappings=_CAMERA + _ECHOES, enabled_if=('use_emitter',),
-        conditional_params=(('backend', 'use_sim', 'sim', None),)),
+        conditional_params=(('backend', 'use_sim', 'sim', None),), lifecycle=True),
     NodeDescription(
         name='depth_inference', executable='depth_inference',
         module='avs_net_ros.ros.depth_inference', node_class='DepthInferenceNode',
         params_file='depth_inference.yaml', params_arg='depth_params_file',
         remappings=_CAMERA + _ECHOES + _DEPTH_OUT,
         overrides=(('avs_model', 'avs_model'), ('relative_model', 'relative_model'),
-                   ('visual_model', 'visual_model'), ('providers', 'providers'))),
+                   ('visual_model', 'visual_model'), ('providers', 'providers')),
+        lifecycle=True),
 )
 
 
@@ -144,12 +155,19 @@ class ResolvedNode:
     remappings: List[Tuple[str, str]]
     namespace: str
     log_level: str
+    autostart: bool = False
     extra: Dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         """Node name."""
         return self.description.name
+
+    @property
+    def fully_qualified_name(self) -> str:
+        """``/namespace/name``, as lifecycle services are addressed."""
+        ns = self.namespace.strip('/')
+        return f'/{ns}/{self.name}' if ns else f'/{self.name}'
 
     def ros_arguments(self) -> List[str]:
         """Return node-local ``--ros-args ...`` for this node (params files, remaps).
@@ -261,5 +279,6 @@ def resolve(given: Optional[Mapping[str, str]] = None,
         remaps = [(src, values[arg].rstrip('/') + suffix) for src, arg, suffix in d.remappings
                   if values[arg] and values[arg].rstrip('/') + suffix != src]
         out.append(ResolvedNode(d, files, params, remaps, values['namespace'],
-                                values['log_level']))
+                                values['log_level'],
+                                d.lifecycle and to_bool(values['autostart'], 'autostart')))
     return out

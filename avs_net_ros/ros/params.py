@@ -2,8 +2,9 @@
 
 A node lists its parameters as ``ParamSpec`` rows; ``declare_parameters`` declares them with
 descriptors (description, allowed values, ranges, read-only) and returns the values after
-checking choices, so a wrong value fails at start with the parameter named. The same tables
-feed the tests that keep the YAML files in config/ complete.
+checking choices (``check_choices``), so a wrong value fails at start (a lifecycle node: at
+configure) with the parameter named. The same tables feed the tests that keep the YAML files in
+config/ complete.
 """
 
 from dataclasses import dataclass
@@ -49,18 +50,28 @@ class ParamSpec:
         return d
 
 
-def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> Dict[str, Any]:
+def declare_parameters(node: Node, specs: Sequence[ParamSpec],
+                       check: bool = True) -> Dict[str, Any]:
     """Declare ``specs`` on ``node`` and return {name: value}.
 
+    ``check`` False leaves the choices to ``check_choices`` (lifecycle nodes declare their
+    parameters at construction and check them in ``configure``, which then fails cleanly).
+
     Raises:
-        ValueError: a string parameter is not one of its choices (rclpy itself rejects
-            out-of-range numbers and wrong types with the parameter named).
+        ValueError: with ``check``, a string parameter is not one of its choices (rclpy
+            itself rejects out-of-range numbers and wrong types with the parameter named).
 
     """
-    values = {}
-    for spec in specs:
-        value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
-        if spec.choices and value not in spec.choices:
-            raise ValueError(f'parameter {spec.name} = {value!r} is not one of {spec.choices}')
-        values[spec.name] = value
+    values = {spec.name: node.declare_parameter(spec.name, spec.default,
+                                                spec.descriptor()).value for spec in specs}
+    if check:
+        check_choices(specs, values)
     return values
+
+
+def check_choices(specs: Sequence[ParamSpec], values: Dict[str, Any]) -> None:
+    """Raise ValueError naming the first parameter in ``values`` outside its choices."""
+    for spec in specs:
+        if spec.choices and values[spec.name] not in spec.choices:
+            raise ValueError(f'parameter {spec.name} = {values[spec.name]!r} is not one of '
+                             f'{spec.choices}')

@@ -9,11 +9,14 @@ callbacks short and do heavy work on ``worker.WakeableWorker`` threads, so one e
 per node is enough, and nodes in one process never delay each other.
 """
 
+import functools
 import signal
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from avs_net_ros.ros.lifecycle import (bring_down, bring_up, declare_autostart, is_lifecycle,
+                                       LifecycleError)
 from avs_net_ros.runtime.memory import keep_freed_memory
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -88,22 +91,40 @@ def init_process(args: Optional[List[str]] = None) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
 
 
-def spin_nodes(nodes: List[Node], context: Any = None) -> None:
-    """Spin ``nodes`` until Ctrl-C or the context shuts down, then destroy them.
+def spin_nodes(nodes: List[Node], context: Any = None,
+               start: Optional[Callable[[], None]] = None) -> None:
+    """Spin ``nodes`` until Ctrl-C or the context shuts down, then stop and destroy them.
 
-    An exception that ended a node's spin thread is raised again once all nodes are destroyed.
+    ``start`` runs in this thread once the nodes spin (bringup configures and activates its
+    lifecycle nodes there, so their lifecycle services answer while models load); an
+    exception from it stops everything and is raised. On the way out, lifecycle nodes are
+    taken down in reverse order (deactivate, cleanup, shutdown: ``lifecycle.bring_down``)
+    while still spinning, so observers see the transitions; then the executors stop and the
+    nodes are destroyed. An exception that ended a node's spin thread is raised again once
+    all nodes are destroyed.
     """
     spinner = NodeSpinner(context)
     ctx = context or rclpy.get_default_context()
     try:
         for node in nodes:
             spinner.add(node)
+        if start is not None:
+            start()
         while ctx.ok() and spinner.alive():
             time.sleep(0.1)
     except KeyboardInterrupt:
         pass
     finally:
-        spinner.shutdown()
+        try:
+            for node in reversed(nodes):
+                if is_lifecycle(node) and ctx.ok():
+                    try:
+                        bring_down(node)
+                    except Exception as e:  # noqa: B902 - e.g. stopped inside a transition
+                        node.get_logger().warning(f'orderly shutdown failed ({e}); '
+                                                  'destroying the node')
+        finally:
+            spinner.shutdown()
     if spinner.errors:
         raise spinner.errors[0]
 
@@ -112,8 +133,11 @@ def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
              startup_errors: Tuple[type, ...] = (FileNotFoundError, ValueError)) -> int:
     """Run one node as a process: init, build, spin until shutdown; the ``main()`` of a node.
 
-    A node that cannot start (one of ``startup_errors``) is logged as fatal with its reason,
-    and 1 is returned, so ``ros2 run`` and launch show why it exited.
+    A lifecycle node is configured and activated here when its ``autostart`` parameter is
+    true (the default; ``lifecycle.AUTOSTART``); a failed transition is logged as fatal with
+    its reason and 1 is returned, so ``ros2 run`` shows why it exited. With
+    ``autostart:=false`` it stays unconfigured, alive, for a lifecycle manager. A node that
+    cannot even be built (one of ``startup_errors``) is logged as fatal and 1 returned.
     """
     keep_freed_memory()  # image-sized temporaries: see runtime.memory
     init_process(args)
@@ -126,6 +150,13 @@ def run_node(factory: Callable[[], Node], name: str, args: Optional[List[str]],
     except KeyboardInterrupt:
         rclpy.try_shutdown()
         return 0
-    spin_nodes([node])
+    start = functools.partial(bring_up, node) if (is_lifecycle(node)
+                                                  and declare_autostart(node)) else None
+    try:
+        spin_nodes([node], start=start)
+    except LifecycleError as e:
+        rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
     rclpy.try_shutdown()
     return 0

@@ -1,7 +1,8 @@
 """The demo's node-graph runs: the simulated robot and depth_inference, recorded per pose.
 
 One run starts the graph (``avs_net_ros.ros.bringup use_sim:=true use_emitter:=false``) in a
-child process on its own ROS domain, records camera, ground truth and the depth outputs from
+child process on its own ROS domain, waits until depth_inference reports the lifecycle state
+active (``GraphProcess.wait_active``), records camera, ground truth and the depth outputs from
 this process, and stops once every pose of the trajectory has an output.
 """
 
@@ -140,10 +141,9 @@ def run_graph(label: str, models: Dict[str, str], sim_file: str, out_dir: str, *
         node = graph.node
         recorder = Recorder(node, '/depth', {'/camera/image': IMAGE_TYPE,
                                              '/ground_truth/depth': IMAGE_TYPE}, enabled=False)
-        graph.wait_until(lambda: node.count_publishers('/depth/metric')
-                         and node.count_publishers('/camera/image'),
-                         startup_timeout, 'start publishing camera/image and depth/metric')
-        # The first output also means the models are loaded and the ONNX sessions warm.
+        graph.wait_active(startup_timeout)  # depth_inference: models loaded and warm
+        graph.wait_until(lambda: node.count_publishers('/camera/image'), startup_timeout,
+                         'start publishing camera/image')
         recorder.enabled = True
         graph.wait_until(lambda: recorder.count('/depth/metric') > 0, startup_timeout,
                          f'publish depth/metric (is {models["av"]} loadable?)')
