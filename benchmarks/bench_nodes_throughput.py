@@ -32,8 +32,8 @@ from avs_net_ros.core.contract import (DEPTH_OUTPUT, ECHO_INPUT, EchoContract, I
                                        KIND_AV, KIND_RELATIVE, KIND_V, ModelContract,
                                        RELATIVE_OUTPUT)
 from avs_net_ros.core.spectrogram import EchoFeatureConfig
-from avs_net_ros.ros.conversions import (array_to_image, echo_info_to_string, echo_to_image,
-                                         EchoInfo, ns_to_stamp, stamp_to_ns)
+from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
+                                  ns_to_stamp, stamp_to_ns)
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

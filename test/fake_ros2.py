@@ -4,7 +4,7 @@ The ros2 CLI cannot be installed here, so this stand-in takes its place on PATH.
 only ``ros2 bag play`` with the options of rosbag2's play verb that the replay uses, each
 declared as rosbag2 declares it (an unknown option exits 2, as argparse does there), records
 its argument vector in ``$FAKE_ROS2_LOG``, and plays the bag with the package's own player
-(``avs_net_ros.eval.player.BagPlayer``) at the requested rate, publishing /clock at the
+(``avs_net_ros.ros.player.BagPlayer``) at the requested rate, publishing /clock at the
 requested frequency after the requested delay, and waits for acknowledgements as asked. It
 shows that the replay's call is well-formed and that its ros2 branch works end to end; it does
 not test rosbag2's player.
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         print(f'fake ros2: only "bag play" is implemented, got {argv[:2]}', file=sys.stderr)
         return 2
     args = _parser().parse_args(argv[2:])
-    from avs_net_ros.eval.player import BagPlayer
+    from avs_net_ros.ros.player import BagPlayer
     import rclpy
     from rclpy.duration import Duration
 

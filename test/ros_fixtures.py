@@ -12,8 +12,8 @@ import time
 from typing import Any, Callable, Dict, List
 
 from avs_net_ros.core.acoustics import echo_window_samples
-from avs_net_ros.ros.conversions import (array_to_image, echo_info_to_string, echo_to_image,
-                                         EchoInfo, ns_to_stamp)
+from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
+                                  ns_to_stamp)
 from avs_net_ros.ros.spin import NodeSpinner
 import numpy as np
 import rclpy

@@ -9,7 +9,7 @@ from avs_net_ros.audio.scheduler import ChirpScheduler
 from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.core.acoustics import ChirpConfig, echo_window_samples, make_chirp
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.ros.conversions import EchoInfo
+from avs_net_ros.messages import EchoInfo
 import numpy as np
 import pytest
 

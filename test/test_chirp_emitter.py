@@ -9,8 +9,8 @@ import os
 
 from audio_fixtures import NodeProcess, RosTester, wait_for
 from avs_net_ros.audio.settings import SonarSettings
+from avs_net_ros.messages import image_to_echo, string_to_echo_info
 from avs_net_ros.ros.chirp_emitter import PARAMS
-from avs_net_ros.ros.conversions import image_to_echo, string_to_echo_info
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 import numpy as np

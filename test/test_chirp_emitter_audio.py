@@ -7,7 +7,7 @@ chirp after the device latency, aligned to the lead-in.
 from audio_fixtures import NodeProcess, pulse_server_fixture, RosTester  # noqa: F401
 from audio_fixtures import wait_for
 from avs_net_ros.audio.settings import SonarSettings
-from avs_net_ros.ros.conversions import image_to_echo, string_to_echo_info
+from avs_net_ros.messages import image_to_echo, string_to_echo_info
 import numpy as np
 import pytest
 from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,

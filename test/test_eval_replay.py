@@ -13,8 +13,8 @@ import os
 import sys
 
 from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, Variant
-from avs_net_ros.eval.replay import compare_with_offline, replay_bag
 from avs_net_ros.eval.scoring import ROW_PROPOSED
+from avs_net_ros.ros.replay import compare_with_offline, replay_bag
 from avs_net_ros.tools import replay_bag as replay_tool, write_bag
 import pytest
 

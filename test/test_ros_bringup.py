@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 
+from avs_net_ros.messages import image_to_array, stamp_to_ns
 from avs_net_ros.ros.bringup import main as bringup_main
-from avs_net_ros.ros.conversions import image_to_array, stamp_to_ns
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest

@@ -5,7 +5,7 @@ import sys
 import time
 
 from avs_net_ros.core.scale import ScaleFit
-from avs_net_ros.ros.conversions import image_to_array, stamp_to_ns
+from avs_net_ros.messages import image_to_array, stamp_to_ns
 from avs_net_ros.ros.depth_inference import DepthInferenceNode, PARAMS
 from avs_net_ros.ros.lifecycle import bring_up, state_of
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
@@ -139,7 +139,7 @@ def test_metric_depth_matches_offline_pipeline(ros, node_factory, model_set):
     assert scale == pytest.approx(offline.scale, rel=1e-6)
     status = _diag(ros, lambda s: s.level == DiagnosticStatus.OK)
     assert status.message == 'metric scale from echoes'
-    assert _values(status)['pairing'] == 'avs_net_ros.ros.pairing'
+    assert _values(status)['pairing'] == 'avs_net_ros.runtime.pairing'
 
     # a frame with no echo is scaled by the filtered scale of the echo before it
     t2 = t1 + SEC // 30

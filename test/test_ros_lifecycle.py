@@ -14,7 +14,7 @@ import sys
 import time
 
 from audio_fixtures import NodeProcess, RosTester
-from avs_net_ros.ros.conversions import stamp_to_ns
+from avs_net_ros.messages import stamp_to_ns
 from avs_net_ros.ros.lifecycle import LifecycleClient
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data

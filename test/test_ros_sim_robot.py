@@ -3,8 +3,7 @@
 import json
 
 from avs_net_ros.core.acoustics import align_to_direct_path
-from avs_net_ros.ros.conversions import (image_to_array, image_to_echo, stamp_to_ns,
-                                         string_to_echo_info)
+from avs_net_ros.messages import image_to_array, image_to_echo, stamp_to_ns, string_to_echo_info
 from avs_net_ros.ros.sim_robot import SimRobotNode
 from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped

@@ -1,7 +1,7 @@
 """Read and write the package's topics in rosbag2 files (mcap or sqlite3) with rosbags.
 
 No ROS install is needed: rosbags deserialises the CDR messages into dataclasses, and the
-package's duck-typed converters (``avs_net_ros.ros.conversions``) turn them into arrays.
+package's duck-typed converters (``avs_net_ros.messages``) turn them into arrays.
 Frames are paired by ``header.stamp`` (``pairing.StampPairer``), never by receive time.
 """
 
@@ -14,8 +14,8 @@ from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.eval.pairing import PairingStats, StampPairer
 from avs_net_ros.eval.salvage import salvage_reader, SalvageError
 from avs_net_ros.eval.topics import BagTopics, normalize, require_topics
-from avs_net_ros.ros.conversions import (EchoInfo, ENCODINGS, image_to_array, image_to_echo,
-                                         image_to_rgb, stamp_to_ns, string_to_echo_info)
+from avs_net_ros.messages import (EchoInfo, ENCODINGS, image_to_array, image_to_echo, image_to_rgb,
+                                  stamp_to_ns, string_to_echo_info)
 import numpy as np
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)

@@ -33,7 +33,7 @@ from avs_net_ros.audio.health import ERROR, OK, WARN
 from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.core.acoustics import ChirpConfig
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.ros.conversions import echo_to_image, EchoInfo, header_copy
+from avs_net_ros.messages import echo_to_image, EchoInfo, header_copy
 from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
 from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node

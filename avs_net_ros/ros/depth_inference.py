@@ -34,14 +34,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.scale import SCALE_METHODS
 from avs_net_ros.core.spectrogram import validate_echo
-from avs_net_ros.ros.conversions import (array_to_image, header_copy, image_to_echo,
-                                         image_to_rgb, stamp_to_ns, string_to_echo_info)
-from avs_net_ros.ros.depth_engine import DepthEngine, DepthOutput, FALLBACKS
+from avs_net_ros.messages import (array_to_image, header_copy, image_to_echo, image_to_rgb,
+                                  stamp_to_ns, string_to_echo_info)
 from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
-from avs_net_ros.ros.pairing import Pairer
 from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from avs_net_ros.ros.worker import WakeableWorker
+from avs_net_ros.runtime.depth_engine import DepthEngine, DepthOutput, FALLBACKS
+from avs_net_ros.runtime.pairing import Pairer
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np

@@ -24,7 +24,7 @@ from typing import Any, List, Optional, Tuple
 
 from avs_net_ros.audio.echo import cut_recording, EchoFault
 from avs_net_ros.audio.settings import SonarSettings
-from avs_net_ros.ros.conversions import array_to_image, echo_to_image, header_copy
+from avs_net_ros.messages import array_to_image, echo_to_image, header_copy
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from avs_net_ros.ros.worker import WakeableWorker

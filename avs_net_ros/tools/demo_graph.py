@@ -119,9 +119,9 @@ def run_graph(label: str, models: Dict[str, str], sim_file: str, out_dir: str, *
         RuntimeError: the graph exited, never started publishing, or published nothing.
 
     """
-    from avs_net_ros.eval.replay import GraphProcess, IMAGE_TYPE, Recorder, write_depth_params
+    from avs_net_ros.ros.replay import GraphProcess, IMAGE_TYPE, Recorder, write_depth_params
     from avs_net_ros.eval.bagio import typestore
-    from avs_net_ros.ros.conversions import image_to_array, image_to_rgb, stamp_to_ns
+    from avs_net_ros.messages import image_to_array, image_to_rgb, stamp_to_ns
     from tqdm import tqdm
 
     os.makedirs(out_dir, exist_ok=True)

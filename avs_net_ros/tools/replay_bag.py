@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the replay and write the report; see the module docstring for exit codes."""
     from avs_net_ros.eval.bagio import BagReadError
-    from avs_net_ros.eval.replay import compare_with_offline, replay_bag
+    from avs_net_ros.ros.replay import compare_with_offline, replay_bag
     from avs_net_ros.tools.eval_bag import panel_indices
 
     args = build_parser().parse_args(argv)

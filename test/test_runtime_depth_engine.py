@@ -2,9 +2,8 @@
 
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.scale import ScaleFit
-from avs_net_ros.ros.depth_engine import (DepthEngine, SOURCE_ECHO, SOURCE_FILTERED,
-                                          SOURCE_LAST_SCALE, SOURCE_VISUAL,
-                                          SOURCE_VISUAL_ONLY)
+from avs_net_ros.runtime.depth_engine import (DepthEngine, SOURCE_ECHO, SOURCE_FILTERED,
+                                              SOURCE_LAST_SCALE, SOURCE_VISUAL, SOURCE_VISUAL_ONLY)
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 import numpy as np
 import pytest

@@ -18,7 +18,7 @@ import itertools
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from avs_net_ros.ros.conversions import stamp_to_ns
+from avs_net_ros.messages import stamp_to_ns
 
 
 class StampSynchronizer:
@@ -98,7 +98,7 @@ class Pairer:
         if mf is None:
             self._own = StampSynchronizer(num_inputs, queue_size, slop)
             self._own.register_callback(callback)
-            self.backend = 'avs_net_ros.ros.pairing'
+            self.backend = 'avs_net_ros.runtime.pairing'
             return
         self._inputs = [mf.SimpleFilter() for _ in range(num_inputs)]
         if slop > 0:

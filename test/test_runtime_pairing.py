@@ -1,6 +1,6 @@
 """Stamp pairing with message_filters' TimeSynchronizer / ApproximateTimeSynchronizer rules."""
 
-from avs_net_ros.ros.pairing import Pairer, StampSynchronizer
+from avs_net_ros.runtime.pairing import Pairer, StampSynchronizer
 import pytest
 from ros_fixtures import header
 
@@ -75,7 +75,7 @@ def test_pairer_backend_and_callback():
     got = []
     own = Pairer(2, 5, 0.0, lambda a, b: got.append((a.label, b.label)),
                  prefer_message_filters=False)
-    assert own.backend == 'avs_net_ros.ros.pairing'
+    assert own.backend == 'avs_net_ros.runtime.pairing'
     own.add(1, Msg(7, 'e'))
     own.add(0, Msg(7, 'f'))
     assert got == [('f', 'e')]

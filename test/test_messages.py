@@ -3,10 +3,10 @@
 import json
 
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.ros.conversions import (array_to_image, echo_info_to_string, echo_to_image,
-                                         EchoInfo, header_copy, image_to_array, image_to_echo,
-                                         image_to_rgb, ImageConversionError, ns_to_stamp,
-                                         stamp_to_ns, string_to_echo_info)
+from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
+                                  header_copy, image_to_array, image_to_echo, image_to_rgb,
+                                  ImageConversionError, ns_to_stamp, stamp_to_ns,
+                                  string_to_echo_info)
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message

@@ -25,7 +25,7 @@ from avs_net_ros.eval.bagio import BagWriter, IMAGE_TYPE, typestore
 from avs_net_ros.eval.offline import EvalResult
 from avs_net_ros.eval.recorded import score_recorded
 from avs_net_ros.eval.topics import BagTopics
-from avs_net_ros.ros.conversions import stamp_to_ns
+from avs_net_ros.messages import stamp_to_ns
 import numpy as np
 from rosbags.rosbag2 import Reader
 
@@ -71,7 +71,7 @@ class Recorder:
                  enabled: bool = True) -> None:
         """Subscribe on ``node``; messages are kept only while ``enabled`` is true."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from avs_net_ros.eval.player import message_class
+        from avs_net_ros.ros.player import message_class
 
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
@@ -258,7 +258,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
 
     """
     from avs_net_ros.core.contract import read_onnx_contract
-    from avs_net_ros.eval.player import BagPlayer
+    from avs_net_ros.ros.player import BagPlayer
     from tqdm import tqdm
 
     tp = topics.resolved()
@@ -326,7 +326,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
                          panel_frames=panel_frames)
     res.system = system
     res.system['graph_log'] = log_path
-    res.system['player'] = 'ros2 bag play' if ros2 else 'avs_net_ros.eval.player'
+    res.system['player'] = 'ros2 bag play' if ros2 else 'avs_net_ros.ros.player'
     return res
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from avs_net_ros.eval.bagio import typestore
 from avs_net_ros.eval.topics import normalize
-from avs_net_ros.ros.conversions import stamp_to_ns
+from avs_net_ros.messages import stamp_to_ns
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 
