@@ -13,221 +13,24 @@
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from avs_net_ros.eval.bagio import BagWriter, IMAGE_TYPE, typestore
+from avs_net_ros.eval.bagio import BagWriter, typestore
 from avs_net_ros.eval.offline import EvalResult
 from avs_net_ros.eval.recorded import score_recorded
 from avs_net_ros.eval.topics import BagTopics
 from avs_net_ros.messages import stamp_to_ns
+from avs_net_ros.ros.session import (DIAGNOSTICS_TYPE, GraphSession, Recorder,
+                                     write_depth_params)
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-#: Outputs of depth_inference (relative to depth_topic_prefix) and their types.
-OUTPUTS = {'metric': IMAGE_TYPE, 'pseudo_dense': IMAGE_TYPE, 'relative': IMAGE_TYPE,
-           'scale': 'std_msgs/msg/Float32'}
-DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
 #: Seconds ``ros2 bag play`` waits before playing, so that the node has matched its new
 #: publishers before the first best-effort frame (it took 2.4 s here between processes).
 ROS2_PLAY_DELAY_S = 4.0
-
-
-def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
-                       echo_wait: float) -> str:
-    """Write depth_inference's parameter file for evaluating ``models``; return ``path``.
-
-    ``models``: 'av' (the avs_model, AV or V), optional 'v' (fallback) and 'relative'.
-    """
-    import yaml
-
-    params = {'avs_model': models['av'], 'relative_model': models.get('relative', ''),
-              'visual_model': models.get('v', ''), 'providers': list(providers),
-              # Echo frames are held for their echo and published with their own scale, not a
-              # filtered one, so that each output equals the offline result of that frame.
-              'echo_wait': float(echo_wait), 'scale_time_constant': 0.0,
-              'publish_pseudo_dense': True, 'publish_relative': bool(models.get('relative')),
-              'diagnostics_period': 0.5,
-              'fallback': 'visual_model' if models.get('v') else
-              ('last_scale' if models.get('relative') else 'none')}
-    with open(path, 'w') as f:
-        yaml.safe_dump({'/**/depth_inference': {'ros__parameters': params}}, f)
-    return path
-
-
-class Recorder:
-    """Record raw messages of the graph's outputs with their wall receive time.
-
-    Subscribes to ``prefix``/{metric, pseudo_dense, relative, scale}, /diagnostics and any
-    ``extra`` {topic: message type} (e.g. the simulated robot's camera and ground truth).
-    """
-
-    def __init__(self, node: Any, prefix: str, extra: Optional[Dict[str, str]] = None,
-                 enabled: bool = True) -> None:
-        """Subscribe on ``node``; messages are kept only while ``enabled`` is true."""
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from avs_net_ros.ros.player import message_class
-
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.lock = threading.Lock()
-        self.enabled = enabled
-        self.messages: List[tuple] = []   # (wall monotonic, topic, msgtype, raw)
-        self.topics = {}
-        subs = [(f'{prefix}/{role}', t) for role, t in OUTPUTS.items()]
-        subs += [('/diagnostics', DIAGNOSTICS_TYPE)] + list((extra or {}).items())
-        for topic, msgtype in subs:
-            self.topics[topic.rsplit('/', 1)[-1] if topic.startswith(prefix + '/')
-                        or topic == '/diagnostics' else topic] = topic
-            node.create_subscription(message_class(msgtype), topic,
-                                     self._callback(topic, msgtype), qos, raw=True)
-
-    def _callback(self, topic: str, msgtype: str) -> Any:
-        def cb(raw: bytes) -> None:
-            t = time.monotonic()
-            with self.lock:
-                if self.enabled:
-                    self.messages.append((t, topic, msgtype, bytes(raw)))
-        return cb
-
-    def diagnostic_values(self, name_prefix: str) -> Dict[str, str]:
-        """Return the key/values of the newest recorded status whose name starts so ({})."""
-        ts = typestore()
-        with self.lock:
-            diags = [m for m in self.messages if m[2] == DIAGNOSTICS_TYPE]
-        for _, _, msgtype, raw in reversed(diags):
-            for status in ts.deserialize_cdr(raw, msgtype).status:
-                if status.name.startswith(name_prefix):
-                    return {kv.key: kv.value for kv in status.values}
-        return {}
-
-    def count(self, topic: str) -> int:
-        """Return how many messages of ``topic`` were recorded."""
-        with self.lock:
-            return sum(1 for m in self.messages if m[1] == topic)
-
-    def snapshot(self) -> List[tuple]:
-        """Return a copy of the recorded (time, topic, msgtype, raw) tuples."""
-        with self.lock:
-            return list(self.messages)
-
-
-class GraphProcess:
-    """The node graph (``avs_net_ros.ros.bringup``) in a child process, plus a local node.
-
-    Use as a context manager: the graph starts with its output in ``log_path``, rclpy is
-    initialised in this process on the same ``domain_id`` (a private context) and ``node`` is
-    spun in a background thread; on exit the graph gets SIGINT (then SIGKILL) and the context is
-    shut down. DDS stays on this machine (``bringup.keep_local``). ``wait_active`` learns that
-    the graph's lifecycle nodes are configured and active from their ``get_state`` services.
-    """
-
-    def __init__(self, arguments: List[str], log_path: str, domain_id: int,
-                 node_name: str = 'avs_graph_client') -> None:
-        """Prepare to run bringup with launch ``arguments`` (``name:=value``)."""
-        self.arguments = list(arguments)
-        self.log_path = log_path
-        self.domain_id = int(domain_id)
-        self.node_name = node_name
-        self.process: Optional[subprocess.Popen] = None
-        self.node: Any = None
-        self._log: Any = None
-        self._context: Any = None
-        self._executor: Any = None
-        self.lifecycle: Any = None
-
-    def managed_nodes(self) -> List[str]:
-        """Fully qualified names of the lifecycle nodes that bringup activates."""
-        from avs_net_ros.ros.bringup import split_arguments
-        from avs_net_ros.ros.graph import resolve
-
-        return [r.fully_qualified_name for r in resolve(split_arguments(self.arguments)[0])
-                if r.autostart]
-
-    def wait_active(self, timeout: float) -> None:
-        """Wait until every managed node reports 'active' (models loaded, subscribed).
-
-        Raises:
-            RuntimeError: the graph exited, or a node was not active within ``timeout``.
-
-        """
-        from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleError
-
-        try:
-            self.lifecycle.wait_for_state(self.managed_nodes(), ACTIVE, timeout,
-                                          alive=self.check_alive)
-        except LifecycleError as e:
-            raise RuntimeError(f'the node graph is not running: {e}; see {self.log_path}'
-                               ) from e
-
-    def __enter__(self) -> 'GraphProcess':
-        """Start the graph and the local node."""
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from avs_net_ros.ros.bringup import keep_local
-        from avs_net_ros.ros.lifecycle import LifecycleClient
-
-        env = dict(os.environ)
-        keep_local(env)
-        env['ROS_DOMAIN_ID'] = str(self.domain_id)
-        keep_local()
-        self._context = Context()
-        rclpy.init(context=self._context, domain_id=self.domain_id)
-        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
-        self._log = open(self.log_path, 'w')
-        self.process = subprocess.Popen(
-            [sys.executable, '-m', 'avs_net_ros.ros.bringup', *self.arguments], env=env,
-            stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            self.node = rclpy.create_node(self.node_name, context=self._context)
-            self._executor = SingleThreadedExecutor(context=self._context)
-            self._executor.add_node(self.node)
-            threading.Thread(target=self._executor.spin, daemon=True).start()
-            self.lifecycle = LifecycleClient(self.node)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def check_alive(self) -> None:
-        """Raise RuntimeError (pointing at the log) if the graph has exited."""
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f'the node graph exited with status {self.process.returncode}; '
-                               f'see {self.log_path}')
-
-    def wait_until(self, ready: Any, timeout: float, what: str) -> None:
-        """Poll ``ready()`` until true; raise RuntimeError if the graph dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if ready():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f'the node graph did not {what} within {timeout:.0f} s; see '
-                           f'{self.log_path}')
-
-    def __exit__(self, *exc: Any) -> None:
-        """Stop the graph (SIGINT, then SIGKILL after 10 s) and this process's ROS context."""
-        import rclpy
-
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
-        if self._executor is not None:
-            self._executor.shutdown()
-        if self._context is not None:
-            rclpy.try_shutdown(context=self._context)
 
 
 def _percentile(values: List[float], q: float) -> Optional[float]:
@@ -276,11 +79,12 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
             f'camera_info_topic:={tp.camera_info}', f'echoes_topic:={tp.echoes}',
             f'depth_topic_prefix:={prefix}']
     log_path = os.path.join(out_dir, 'graph.log')
-    with GraphProcess(args, log_path, domain_id, 'avs_replay') as graph:
+    with GraphSession(args, log_path, domain_id, 'avs_replay', record_prefix=prefix) as graph:
         node = graph.node
         env = dict(os.environ)
         env['ROS_DOMAIN_ID'] = str(domain_id)
-        recorder = Recorder(node, prefix)
+        graph.record()
+        recorder = graph.recorder
         play_topics = [tp.image, tp.camera_info, tp.echoes, tp.echo_info]
         with Reader(path) as r:
             have = {c.topic for c in r.connections}
@@ -311,14 +115,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
             with tqdm(total=len(player.messages), desc='replay', unit='msg',
                       disable=not progress) as bar:
                 wall = player.play(bar.update)
-        # Wait for late outputs: until nothing new arrived for settle_s.
-        last, quiet = -1, time.monotonic()
-        while time.monotonic() - quiet < settle_s:
-            player.run_clock_on()
-            n = recorder.count(tp.metric)
-            if n != last:
-                last, quiet = n, time.monotonic()
-            time.sleep(0.05)
+        graph.settle(tp.metric, settle_s, tick=player.run_clock_on)
     system = _system_figures(player, recorder, tp, wall, rate)
     _write_recording(record_path, path, tp, recorder)
     roles = ['metric', 'pseudo_dense'] + (['relative'] if models.get('relative') else [])

@@ -2,7 +2,7 @@
 
 One run starts the graph (``avs_net_ros.ros.bringup use_sim:=true use_emitter:=false``) in a
 child process on its own ROS domain, waits until depth_inference reports the lifecycle state
-active (``GraphProcess.wait_active``), records camera, ground truth and the depth outputs from
+active (``GraphSession.wait_active``), records camera, ground truth and the depth outputs from
 this process, and stops once every pose of the trajectory has an output.
 """
 
@@ -119,8 +119,8 @@ def run_graph(label: str, models: Dict[str, str], sim_file: str, out_dir: str, *
         RuntimeError: the graph exited, never started publishing, or published nothing.
 
     """
-    from avs_net_ros.ros.replay import GraphProcess, IMAGE_TYPE, Recorder, write_depth_params
-    from avs_net_ros.eval.bagio import typestore
+    from avs_net_ros.ros.session import GraphSession, write_depth_params
+    from avs_net_ros.eval.bagio import IMAGE_TYPE, typestore
     from avs_net_ros.messages import image_to_array, image_to_rgb, stamp_to_ns
     from tqdm import tqdm
 
@@ -137,14 +137,14 @@ def run_graph(label: str, models: Dict[str, str], sim_file: str, out_dir: str, *
               '/depth/pseudo_dense': 'pseudo_dense'}
     ts = typestore()
     t0 = time.monotonic()
-    with GraphProcess(args, rec.graph_log, domain_id, f'avs_demo_{label}') as graph:
-        node = graph.node
-        recorder = Recorder(node, '/depth', {'/camera/image': IMAGE_TYPE,
-                                             '/ground_truth/depth': IMAGE_TYPE}, enabled=False)
+    extra = {'/camera/image': IMAGE_TYPE, '/ground_truth/depth': IMAGE_TYPE}
+    with GraphSession(args, rec.graph_log, domain_id, f'avs_demo_{label}',
+                      record_extra=extra) as graph:
+        node, recorder = graph.node, graph.recorder
         graph.wait_active(startup_timeout)  # depth_inference: models loaded and warm
         graph.wait_until(lambda: node.count_publishers('/camera/image'), startup_timeout,
                          'start publishing camera/image')
-        recorder.enabled = True
+        graph.record()
         graph.wait_until(lambda: recorder.count('/depth/metric') > 0, startup_timeout,
                          f'publish depth/metric (is {models["av"]} loadable?)')
         rec.startup_s = time.monotonic() - t0
@@ -170,7 +170,7 @@ def run_graph(label: str, models: Dict[str, str], sim_file: str, out_dir: str, *
                 bar.update(max(0, min(done, poses) - bar.n))
                 if done >= poses:
                     break
-        recorder.enabled = False
+        graph.record(False)
         rec.end_t = time.monotonic()
         rec.wall_s = rec.end_t - start
     if 0 < done < poses:
