@@ -19,7 +19,6 @@ scaling, publishing and DDS, not a real network.
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from avs_net_ros.core.contract import (DEPTH_OUTPUT, ECHO_INPUT, EchoContract, I
 from avs_net_ros.core.spectrogram import EchoFeatureConfig
 from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
                                   ns_to_stamp, stamp_to_ns)
+from avs_net_ros.ros.session import interrupt
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,12 +138,7 @@ def main() -> None:
     try:
         _drive(args, h, w, node_proc)
     finally:
-        if node_proc.poll() is None:
-            node_proc.send_signal(signal.SIGINT)
-            try:
-                node_proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node_proc.kill()
+        interrupt(node_proc, timeout=20)
 
 
 def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen) -> None:

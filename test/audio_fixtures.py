@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from avs_net_ros.audio.duplex import SoundDeviceBackend
 from avs_net_ros.audio.engine import SonarEngine
 from avs_net_ros.audio.settings import SonarSettings
+from avs_net_ros.ros.session import interrupt
 import numpy as np
 import pytest
 from ros_fixtures import Collector, ros_env, wait_for  # noqa: F401 (re-exported)
@@ -348,13 +349,7 @@ class NodeProcess:
 
     def stop(self) -> None:
         """SIGINT (clean shutdown), then SIGKILL after 10 s; by PID only."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        interrupt(self.proc)
         self._log.close()
 
 

@@ -11,6 +11,7 @@ import sys
 
 from avs_net_ros.messages import image_to_array, stamp_to_ns
 from avs_net_ros.ros.bringup import main as bringup_main
+from avs_net_ros.ros.session import interrupt
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
@@ -43,13 +44,7 @@ def graph(model_set, tmp_path_factory):
         assert proc.poll() is None, _read(log)
         yield proc, out, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc, timeout=20)
         h.close()
         log.close()
 

@@ -8,7 +8,6 @@ and a reconfigure after cleanup. bringup with autostart:=false leaves depth_infe
 test the same way. Domains 94 (depth), 95 (bringup) and 84 (emitter); loopback only.
 """
 
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import time
 from audio_fixtures import NodeProcess, RosTester
 from avs_net_ros.messages import stamp_to_ns
 from avs_net_ros.ros.lifecycle import LifecycleClient
+from avs_net_ros.ros.session import interrupt
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
 from ros_fixtures import (echo_info_msg, half_dark_frame, image_msg, LATCHED, publish_until,
@@ -49,15 +49,9 @@ class DepthProcess:
 
     def stop(self):
         """SIGINT, SIGKILL after 20 s; return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        status = interrupt(self.proc, timeout=20)
         self._log.close()
-        return self.proc.returncode
+        return status
 
 
 def _status(diags, prefix):
@@ -275,12 +269,6 @@ def test_bringup_without_autostart_leaves_the_graph_to_a_manager(model_set, tmp_
         _transition(client, DEPTH, 'activate', 'active')
         wait_for(lambda: len(metric) >= 2, 30, 'metric depth once activated')
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc, timeout=20)
         ros.close()
     assert proc.returncode == 0, log_path.read_text()

@@ -44,6 +44,21 @@ def write_depth_params(path: str, models: Dict[str, str], providers: List[str],
     return path
 
 
+def interrupt(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """Stop ``process`` as Ctrl-C does (SIGINT), SIGKILL after ``timeout`` s; return its status.
+
+    SIGINT lets a node process deactivate and destroy its nodes in order (``spin``).
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class Recorder:
     """Record raw messages of the graph's outputs with their wall receive time.
 
@@ -230,13 +245,8 @@ class GraphSession:
 
         if self.recorder is not None:
             self.recorder.enabled = False
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            interrupt(self.process)
         if self._log is not None:
             self._log.close()
         if self._executor is not None:
