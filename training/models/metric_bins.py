@@ -12,9 +12,17 @@ Data flow, for decoder maps at strides 32 (bottleneck), 16, 8, 4, 2 and the 32-c
    last embedding; temperature in [min_temp, max_temp].
 6. depth = sum_k p_k c_k at (H, W).
 
+Steps 5 and 6 are evaluated at the out_conv resolution, which is the network input's, as in
+ZoeDepth (its ``out_conv`` hook is child 3 of MiDaS's ``scratch.output_conv``, after the x2
+upsample: stride 1; ``zoedepth.md`` section 1.2). The forward pass computes them in a form
+that gives the same numbers up to float rounding but runs several times faster, in ONNX
+Runtime above all (``MetricBinsHead.forward`` lists the rewrites); ``forward_reference`` is
+ZoeDepth's literal form, kept for the tests that compare the two.
+
 Two bin parameterisations, as in ZoeDepth: ``'softplus'`` (ZoeD_N: unbounded positive centres)
 and ``'normed'`` (ZoeD_K: widths normalised to [min_depth, max_depth], attractors in
-normalised space, centres sorted and clipped). The default is ``'normed'``: the exported
+normalised space, centres sorted (skipped where proved a no-op, ``keeps_order``) and
+clipped). The default is ``'normed'``: the exported
 contract states a [min_depth, max_depth] range and this variant guarantees it.
 ZoeDepth's ignored ``memory_efficient`` flag is not reproduced (the broadcast form is used).
 """
@@ -84,6 +92,24 @@ class Projector(nn.Module):
         return self._net(x)
 
 
+def keeps_order(kind: str, gamma: int, alpha: float) -> bool:
+    """Whether an attractor update keeps ascending bin centres ascending (the sort is a no-op).
+
+    The update is c_j -> g(c_j) = c_j + mean_i f(a_i - c_j), the same function g for every
+    bin j of a pixel. With the mean and gamma = 2, g is non-decreasing: g'(c) = 1 -
+    mean_i f'(a_i - c), and f' <= 1 everywhere for both kernels when alpha >= 0 ("inv": f'(x) = (1 - alpha
+    x^2) / (1 + alpha x^2)^2; "exp": f'(x) = exp(-alpha x^2) (1 - 2 alpha x^2)). The seed centres are ascending (midpoints of a cumulative sum of positive widths),
+    a bilinear resize is a positive combination of the same neighbours for every bin, and the
+    metric mapping and clamp are increasing, so by induction every stage's centres are
+    ascending and ZoeDepth's sort changes nothing; in float arithmetic two centres closer
+    than the rounding error may swap, so skipping the sort changes the output by rounding at
+    most (``test_model_avs``: sorted and unsorted centres agree on random and extreme inputs).
+    With 'sum' (g' can be negative), another gamma or a negative alpha (f' exceeds 1 or has
+    a pole) nothing is proved and the sort stays.
+    """
+    return kind == 'mean' and int(gamma) == 2 and float(alpha) >= 0.0
+
+
 class AttractorLayer(nn.Module):
     """One attractor stage; returns (b_prev for the next stage, metric centres)."""
 
@@ -99,12 +125,14 @@ class AttractorLayer(nn.Module):
         self.alpha, self.gamma = float(alpha), int(gamma)
         self.kind = kind
         self.dist = inv_attractor if attractor_type == 'inv' else exp_attractor
+        self.keeps_order = keeps_order(kind, self.gamma, self.alpha)
         out = 2 * n_attractors if normed else n_attractors
         self._net = _mlp(in_features, mlp_dim, out,
                          nn.ReLU(inplace=True) if normed else nn.Softplus())
 
-    def forward(self, x: torch.Tensor, b_prev: torch.Tensor,
-                prev_embedding: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, b_prev: torch.Tensor, prev_embedding: torch.Tensor,
+                sort: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Move the centres; ``sort`` sorts them even where ``keeps_order`` proves it a no-op."""
         x = x + _resize(prev_embedding, x.shape[-2:])
         a = self._net(x)
         if self.normed:
@@ -118,7 +146,8 @@ class AttractorLayer(nn.Module):
         if not self.normed:
             return b, b
         centres = (self.max_depth - self.min_depth) * b + self.min_depth
-        centres, _ = torch.sort(centres, dim=1)
+        if sort or not self.keeps_order:
+            centres, _ = torch.sort(centres, dim=1)
         return b, torch.clamp(centres, self.min_depth, self.max_depth)
 
 
@@ -145,6 +174,31 @@ class LogBinomial(nn.Module):
              + (self.K - 1 - self.k_idx) * torch.log(one_minus_p))
         return torch.softmax(y / t, dim=1)
 
+    def expectation(self, p: torch.Tensor, t: torch.Tensor, values: torch.Tensor,
+                    eps: float = 1e-4) -> torch.Tensor:
+        """Return sum_k forward(p, t)_k values_k, (B, 1, H, W), for p, t (B, 1, H, W).
+
+        The same number as ``(forward(p[:, 0], t) * values).sum(1, keepdim=True)`` up to
+        float rounding, computed with the bin axis last: the logits are one matrix product of
+        the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
+        k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels in the softmax and
+        is left out; the softmax is max-shifted exponentials whose weighted and plain sums are
+        divided once per pixel, so no (B, K, H, W) probability tensor is made. ONNX Runtime
+        runs its Softmax over a non-last axis through transposes, the largest cost of the
+        head before.
+        """
+        k = self.k_idx.to(p.dtype)
+        log_binom = _log_binom(self.K_minus_1.to(p.dtype), k)
+        const = torch.cat([log_binom, k], dim=2).view(self.K, 2).t()  # (2, K)
+        one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
+        p = torch.clamp(p, min=eps, max=1.0)
+        inv_t = 1.0 / t
+        coeff = torch.cat([inv_t, (torch.log(p) - torch.log(one_minus_p)) * inv_t], dim=1)
+        logits = coeff.permute(0, 2, 3, 1) @ const  # (B, H, W, K)
+        e = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
+        num = (e * values.permute(0, 2, 3, 1)).sum(dim=-1)
+        return (num / e.sum(dim=-1)).unsqueeze(1)
+
 
 class ConditionalLogBinomial(nn.Module):
     """Per-pixel (p, temperature) from concat(features, condition) -> bin probabilities."""
@@ -154,18 +208,42 @@ class ConditionalLogBinomial(nn.Module):
                  min_temp: float = 1e-7) -> None:
         super().__init__()
         self.p_eps, self.max_temp, self.min_temp = p_eps, max_temp, min_temp
+        self.in_features = in_features
         self.log_binomial_transform = LogBinomial(n_classes)
         bottleneck = (in_features + condition_dim) // bottleneck_factor
         self.mlp = nn.Sequential(nn.Conv2d(in_features + condition_dim, bottleneck, 1),
                                  nn.GELU(), nn.Conv2d(bottleneck, 4, 1), nn.Softplus())
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        pt = self.mlp(torch.cat((x, cond), dim=1))
+    def _p_t(self, pt: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         p, t = pt[:, :2] + self.p_eps, pt[:, 2:] + self.p_eps
-        p = p[:, 0] / (p[:, 0] + p[:, 1])
-        t = (t[:, 0] / (t[:, 0] + t[:, 1])).unsqueeze(1)
-        t = (self.max_temp - self.min_temp) * t + self.min_temp
-        return self.log_binomial_transform(p, t)
+        p = p[:, :1] / (p[:, :1] + p[:, 1:])
+        t = t[:, :1] / (t[:, :1] + t[:, 1:])
+        return p, (self.max_temp - self.min_temp) * t + self.min_temp
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Return (B, K, H, W) probabilities; ``cond`` at the resolution of ``x`` (ZoeDepth)."""
+        p, t = self._p_t(self.mlp(torch.cat((x, cond), dim=1)))
+        return self.log_binomial_transform(p[:, 0], t)
+
+    def expected_value(self, x: torch.Tensor, cond: torch.Tensor,
+                       values: torch.Tensor) -> torch.Tensor:
+        """Return sum_k forward(x, resize(cond))_k values_k, (B, 1, H, W), computed cheaply.
+
+        ``cond`` may be at a lower resolution than ``x`` (H, W) and is resized bilinearly
+        (align_corners) as ZoeDepth does, but after the first 1x1 convolution instead of
+        before it: the convolution is linear and the resize weights sum to one, so
+        W [x; up(cond)] + b = W_x x + up(W_cond cond + b). The resize then carries the
+        bottleneck's channels (80 for ZoeDepth's widths) instead of the condition's (128),
+        and no full-resolution concatenation of the condition is made. ``values`` are
+        (B, K, H, W).
+        """
+        conv = self.mlp[0]
+        n = self.in_features
+        h = F.conv2d(x, conv.weight[:, :n])
+        c = F.conv2d(cond, conv.weight[:, n:], conv.bias)
+        h = h + (c if c.shape[-2:] == x.shape[-2:] else _resize(c, x.shape[-2:]))
+        p, t = self._p_t(self.mlp[3](self.mlp[2](self.mlp[1](h))))
+        return self.log_binomial_transform.expectation(p, t, values)
 
 
 class MetricBinsHead(nn.Module):
@@ -202,16 +280,48 @@ class MetricBinsHead(nn.Module):
             out_conv_channels + 1, bin_embedding_dim, n_bins, min_temp=min_temp,
             max_temp=max_temp)
 
-    def forward(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
-                out_conv: torch.Tensor, relative: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Return {'depth': (B, 1, H, W), 'bin_centers': (B, n_bins, H, W)}."""
+    def bins(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+             sort: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (last bin embedding, metric bin centres), both at the last block's grid.
+
+        ``sort``: sort the centres of every normed stage, as ZoeDepth does, even where
+        ``keeps_order`` proves it changes nothing.
+        """
         x = self.conv2(bottleneck)
         b_prev, _ = self.seed_bin_regressor(x)
         prev_embedding = self.seed_projector(x)
         for projector, attractor, block in zip(self.projectors, self.attractors, blocks):
             embedding = projector(block)
-            b_prev, centres = attractor(embedding, b_prev, prev_embedding)
+            b_prev, centres = attractor(embedding, b_prev, prev_embedding, sort)
             prev_embedding = embedding
+        return embedding, centres
+
+    def forward(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+                out_conv: torch.Tensor, relative: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Return {'depth': (B, 1, H, W), 'bin_centers': (B, n_bins, H, W)}.
+
+        ZoeDepth's computation (``forward_reference``) in a form that is cheaper at the
+        (H, W) output resolution, equal up to float rounding: the relative map is resized
+        only when its size differs from out_conv's (a same-size align_corners resize is the
+        identity); the bin embedding is resized after the conditional MLP's first 1x1
+        convolution; the log-binomial and the expectation over bins run with the bin axis last
+        (``LogBinomial.expectation``); the attractors skip the sort of centres that are
+        provably ascending (``keeps_order``).
+        """
+        embedding, centres = self.bins(bottleneck, blocks)
+        size = out_conv.shape[-2:]
+        if relative.shape[-2:] != size:
+            relative = _resize(relative, size)
+        centres = _resize(centres, size)
+        depth = self.conditional_log_binomial.expected_value(
+            torch.cat([out_conv, relative], dim=1), embedding, centres)
+        return {'depth': depth, 'bin_centers': centres}
+
+    def forward_reference(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+                          out_conv: torch.Tensor,
+                          relative: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``forward`` in ZoeDepth's literal form (zoedepth_v1.py), for comparisons."""
+        embedding, centres = self.bins(bottleneck, blocks, sort=True)
         size = out_conv.shape[-2:]
         last = torch.cat([out_conv, _resize(relative, size)], dim=1)
         probs = self.conditional_log_binomial(last, _resize(embedding, size))
