@@ -27,7 +27,7 @@ contract states a [min_depth, max_depth] range and this variant guarantees it.
 ZoeDepth's ignored ``memory_efficient`` flag is not reproduced (the broadcast form is used).
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -166,20 +166,28 @@ class LogBinomial(nn.Module):
         self.register_buffer('k_idx', torch.arange(0, n_classes).view(1, -1, 1, 1))
         self.register_buffer('K_minus_1', torch.tensor([n_classes - 1]).view(1, -1, 1, 1))
 
-    def forward(self, p: torch.Tensor, t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    def forward(self, p: torch.Tensor, t: torch.Tensor, values: Optional[torch.Tensor] = None,
+                eps: float = 1e-4) -> torch.Tensor:
+        """Return (B, K, H, W) probabilities for p (B, H, W) and t (B, 1, H, W).
+
+        With ``values`` (B, K, H, W), return their expectation sum_k prob_k values_k,
+        (B, 1, H, W), instead (``_expectation``).
+        """
         p = p.unsqueeze(1)
+        if values is not None:
+            return self._expectation(p, t, values, eps)
         one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
         p = torch.clamp(p, min=eps, max=1.0)
         y = (_log_binom(self.K_minus_1, self.k_idx) + self.k_idx * torch.log(p)
              + (self.K - 1 - self.k_idx) * torch.log(one_minus_p))
         return torch.softmax(y / t, dim=1)
 
-    def expectation(self, p: torch.Tensor, t: torch.Tensor, values: torch.Tensor,
-                    eps: float = 1e-4) -> torch.Tensor:
-        """Return sum_k forward(p, t)_k values_k, (B, 1, H, W), for p, t (B, 1, H, W).
+    def _expectation(self, p: torch.Tensor, t: torch.Tensor, values: torch.Tensor,
+                     eps: float) -> torch.Tensor:
+        """Return sum_k prob_k values_k for p, t (B, 1, H, W).
 
-        The same number as ``(forward(p[:, 0], t) * values).sum(1, keepdim=True)`` up to
-        float rounding, computed with the bin axis last: the logits are one matrix product of
+        The same number as ``(forward(p, t) * values).sum(1, keepdim=True)`` up to float
+        rounding, computed with the bin axis last: the logits are one matrix product of
         the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
         k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels in the softmax and
         is left out; the softmax is max-shifted exponentials whose weighted and plain sums are
@@ -220,22 +228,27 @@ class ConditionalLogBinomial(nn.Module):
         t = t[:, :1] / (t[:, :1] + t[:, 1:])
         return p, (self.max_temp - self.min_temp) * t + self.min_temp
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Return (B, K, H, W) probabilities; ``cond`` at the resolution of ``x`` (ZoeDepth)."""
+    def forward(self, x: torch.Tensor, cond: torch.Tensor,
+                values: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return (B, K, H, W) probabilities; ``cond`` at the resolution of ``x`` (ZoeDepth).
+
+        With ``values`` (B, K, H, W), return sum_k prob_k values_k, (B, 1, H, W), computed
+        cheaply (``_expected_value``); ``cond`` may then have a lower resolution.
+        """
+        if values is not None:
+            return self._expected_value(x, cond, values)
         p, t = self._p_t(self.mlp(torch.cat((x, cond), dim=1)))
         return self.log_binomial_transform(p[:, 0], t)
 
-    def expected_value(self, x: torch.Tensor, cond: torch.Tensor,
-                       values: torch.Tensor) -> torch.Tensor:
-        """Return sum_k forward(x, resize(cond))_k values_k, (B, 1, H, W), computed cheaply.
+    def _expected_value(self, x: torch.Tensor, cond: torch.Tensor,
+                        values: torch.Tensor) -> torch.Tensor:
+        """Return sum_k forward(x, resize(cond))_k values_k.
 
-        ``cond`` may be at a lower resolution than ``x`` (H, W) and is resized bilinearly
-        (align_corners) as ZoeDepth does, but after the first 1x1 convolution instead of
-        before it: the convolution is linear and the resize weights sum to one, so
+        ``cond`` is resized bilinearly (align_corners) to the size of ``x`` as ZoeDepth does,
+        but after the first 1x1 convolution instead of before it: the convolution is linear and the resize weights sum to one, so
         W [x; up(cond)] + b = W_x x + up(W_cond cond + b). The resize then carries the
         bottleneck's channels (80 for ZoeDepth's widths) instead of the condition's (128),
-        and no full-resolution concatenation of the condition is made. ``values`` are
-        (B, K, H, W).
+        and no full-resolution concatenation of the condition is made.
         """
         conv = self.mlp[0]
         n = self.in_features
@@ -243,7 +256,7 @@ class ConditionalLogBinomial(nn.Module):
         c = F.conv2d(cond, conv.weight[:, n:], conv.bias)
         h = h + (c if c.shape[-2:] == x.shape[-2:] else _resize(c, x.shape[-2:]))
         p, t = self._p_t(self.mlp[3](self.mlp[2](self.mlp[1](h))))
-        return self.log_binomial_transform.expectation(p, t, values)
+        return self.log_binomial_transform(p[:, 0], t, values)
 
 
 class MetricBinsHead(nn.Module):
@@ -305,7 +318,7 @@ class MetricBinsHead(nn.Module):
         only when its size differs from out_conv's (a same-size align_corners resize is the
         identity); the bin embedding is resized after the conditional MLP's first 1x1
         convolution; the log-binomial and the expectation over bins run with the bin axis last
-        (``LogBinomial.expectation``); the attractors skip the sort of centres that are
+        (``LogBinomial._expectation``); the attractors skip the sort of centres that are
         provably ascending (``keeps_order``).
         """
         embedding, centres = self.bins(bottleneck, blocks)
@@ -313,8 +326,8 @@ class MetricBinsHead(nn.Module):
         if relative.shape[-2:] != size:
             relative = _resize(relative, size)
         centres = _resize(centres, size)
-        depth = self.conditional_log_binomial.expected_value(
-            torch.cat([out_conv, relative], dim=1), embedding, centres)
+        depth = self.conditional_log_binomial(torch.cat([out_conv, relative], dim=1), embedding,
+                                              centres)
         return {'depth': depth, 'bin_centers': centres}
 
     def forward_reference(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
