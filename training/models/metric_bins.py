@@ -40,6 +40,40 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=True)
 
 
+class _ResizeBinsLast(torch.autograd.Function):
+    """``_resize`` of a (B, h, w, K) tensor to (B, H, W, K), exported as one ONNX Resize.
+
+    ONNX Runtime resizes an NHWC tensor (scales 1 on batch and channels) about 4x faster
+    than it resizes the NCHW tensor and transposes the result (measured: 6 vs 22 ms for
+    64 x 128 x 128 -> 256 x 256, identical values). The TorchScript exporter would write
+    Transpose, Resize, Transpose, which ONNX Runtime does not fuse, so the Resize is
+    written directly. Used only while exporting (``resize_bins_last``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        return _resize(x.permute(0, 3, 1, 2), (height, width)).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def symbolic(g, x, height: int, width: int):
+        def const(values, dtype=torch.int64):
+            return g.op('Constant', value_t=torch.tensor(values, dtype=dtype))
+        shape = g.op('Shape', x)
+        batch = g.op('Slice', shape, const([0]), const([1]))
+        bins = g.op('Slice', shape, const([3]), const([4]))
+        sizes = g.op('Concat', batch, const([height, width]), bins, axis_i=0)
+        empty = const([], torch.float32)
+        return g.op('Resize', x, empty, empty, sizes, mode_s='linear',
+                    coordinate_transformation_mode_s='align_corners')
+
+
+def resize_bins_last(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Return ``_resize(x, size)`` (x is (B, K, h, w)) permuted to (B, H, W, K)."""
+    if torch.onnx.is_in_onnx_export():
+        return _ResizeBinsLast.apply(x.permute(0, 2, 3, 1), int(size[0]), int(size[1]))
+    return _resize(x, size).permute(0, 2, 3, 1)
+
+
 def inv_attractor(dx: torch.Tensor, alpha: float = 300.0, gamma: int = 2) -> torch.Tensor:
     """Return dx / (1 + alpha * dx^gamma) (ZoeDepth's "inv" attractor)."""
     return dx / (1 + alpha * dx.pow(gamma))
@@ -170,8 +204,8 @@ class LogBinomial(nn.Module):
                 eps: float = 1e-4) -> torch.Tensor:
         """Return (B, K, H, W) probabilities for p (B, H, W) and t (B, 1, H, W).
 
-        With ``values`` (B, K, H, W), return their expectation sum_k prob_k values_k,
-        (B, 1, H, W), instead (``_expectation``).
+        With ``values`` (B, H, W, K), bins last, return their expectation sum_k prob_k
+        values_k, (B, 1, H, W), instead (``_expectation``).
         """
         p = p.unsqueeze(1)
         if values is not None:
@@ -186,8 +220,8 @@ class LogBinomial(nn.Module):
                      eps: float) -> torch.Tensor:
         """Return sum_k prob_k values_k for p, t (B, 1, H, W).
 
-        The same number as ``(forward(p, t) * values).sum(1, keepdim=True)`` up to float
-        rounding, computed with the bin axis last: the logits are one matrix product of
+        The same number as ``(forward(p, t) * values.permute(0, 3, 1, 2)).sum(1, keepdim=True)``
+        up to float rounding, computed with the bin axis last: the logits are one matrix product of
         the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
         k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels in the softmax and
         is left out; the softmax is max-shifted exponentials whose weighted and plain sums are
@@ -204,7 +238,7 @@ class LogBinomial(nn.Module):
         coeff = torch.cat([inv_t, (torch.log(p) - torch.log(one_minus_p)) * inv_t], dim=1)
         logits = coeff.permute(0, 2, 3, 1) @ const  # (B, H, W, K)
         e = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
-        num = (e * values.permute(0, 2, 3, 1)).sum(dim=-1)
+        num = (e * values).sum(dim=-1)
         return (num / e.sum(dim=-1)).unsqueeze(1)
 
 
@@ -232,8 +266,8 @@ class ConditionalLogBinomial(nn.Module):
                 values: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Return (B, K, H, W) probabilities; ``cond`` at the resolution of ``x`` (ZoeDepth).
 
-        With ``values`` (B, K, H, W), return sum_k prob_k values_k, (B, 1, H, W), computed
-        cheaply (``_expected_value``); ``cond`` may then have a lower resolution.
+        With ``values`` (B, H, W, K), bins last, return sum_k prob_k values_k, (B, 1, H, W),
+        computed cheaply (``_expected_value``); ``cond`` may then have a lower resolution.
         """
         if values is not None:
             return self._expected_value(x, cond, values)
@@ -318,17 +352,18 @@ class MetricBinsHead(nn.Module):
         only when its size differs from out_conv's (a same-size align_corners resize is the
         identity); the bin embedding is resized after the conditional MLP's first 1x1
         convolution; the log-binomial and the expectation over bins run with the bin axis last
-        (``LogBinomial._expectation``); the attractors skip the sort of centres that are
+        (``LogBinomial._expectation``), the centres resized straight into that layout
+        (``resize_bins_last``); the attractors skip the sort of centres that are
         provably ascending (``keeps_order``).
         """
         embedding, centres = self.bins(bottleneck, blocks)
         size = out_conv.shape[-2:]
         if relative.shape[-2:] != size:
             relative = _resize(relative, size)
-        centres = _resize(centres, size)
+        centres = resize_bins_last(centres, size)
         depth = self.conditional_log_binomial(torch.cat([out_conv, relative], dim=1), embedding,
                                               centres)
-        return {'depth': depth, 'bin_centers': centres}
+        return {'depth': depth, 'bin_centers': centres.permute(0, 3, 1, 2)}
 
     def forward_reference(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
                           out_conv: torch.Tensor,
