@@ -17,7 +17,7 @@ from training.quantize import calibration_feeds, HEAD_TAIL, main, quantize_model
 
 @pytest.fixture(scope='module')
 def sim_root(tmp_path_factory):
-    """A tiny simulated BV2 root: 4 training frames to calibrate on, 2 test frames to run."""
+    """Generate a tiny simulated BV2 root: 4 training frames to calibrate on, 2 to test."""
     root = str(tmp_path_factory.mktemp('sim') / 'SimBV2')
     generate(root, layout='bv2', counts={'train': 4, 'val': 0, 'test': 2}, seed=5,
              size=(64, 36), frames_per_location=4, progress=False)

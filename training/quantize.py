@@ -149,7 +149,7 @@ def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]],
         q.metadata_props.add(key=k, value=v)
     onnx.save_model(q, out, save_as_external_data=False)
     read_back = read_onnx_contract(out)
-    if read_back.to_metadata() != {k: v for k, v in contract.to_metadata().items()}:
+    if read_back.to_metadata() != contract.to_metadata():
         raise AvsInputError(f'{out}: the contract changed during quantization')
     return read_back
 

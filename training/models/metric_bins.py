@@ -13,17 +13,18 @@ Data flow, for decoder maps at strides 32 (bottleneck), 16, 8, 4, 2 and the 32-c
 6. depth = sum_k p_k c_k at (H, W).
 
 Steps 5 and 6 are evaluated at the out_conv resolution, which is the network input's, as in
-ZoeDepth (its ``out_conv`` hook is child 3 of MiDaS's ``scratch.output_conv``, after the x2
-upsample: stride 1; ``zoedepth.md`` section 1.2). The forward pass computes them in a form
-that gives the same numbers up to float rounding but runs several times faster, in ONNX
-Runtime above all (``MetricBinsHead.forward`` lists the rewrites); ``forward_reference`` is
-ZoeDepth's literal form, kept for the tests that compare the two.
+ZoeDepth (isl-org/ZoeDepth, zoedepth/models/base_models/midas.py, ``attach_hooks``: the
+``out_conv`` hook is child 3 of MiDaS's ``scratch.output_conv``, the ReLU after its x2
+upsample, so stride 1). The forward pass computes them in a form that gives the same numbers
+up to float rounding but is far cheaper, in ONNX Runtime above all (``MetricBinsHead.forward``
+lists the rewrites); ``forward_reference`` is ZoeDepth's literal form, kept for the tests
+that compare the two.
 
 Two bin parameterisations, as in ZoeDepth: ``'softplus'`` (ZoeD_N: unbounded positive centres)
 and ``'normed'`` (ZoeD_K: widths normalised to [min_depth, max_depth], attractors in
 normalised space, centres sorted (skipped where proved a no-op, ``keeps_order``) and
-clipped). The default is ``'normed'``: the exported
-contract states a [min_depth, max_depth] range and this variant guarantees it.
+clipped). The default is ``'normed'``: the exported contract states a [min_depth, max_depth]
+range and this variant guarantees it.
 ZoeDepth's ignored ``memory_efficient`` flag is not reproduced (the broadcast form is used).
 """
 
@@ -131,15 +132,16 @@ def keeps_order(kind: str, gamma: int, alpha: float) -> bool:
 
     The update is c_j -> g(c_j) = c_j + mean_i f(a_i - c_j), the same function g for every
     bin j of a pixel. With the mean and gamma = 2, g is non-decreasing: g'(c) = 1 -
-    mean_i f'(a_i - c), and f' <= 1 everywhere for both kernels when alpha >= 0 ("inv": f'(x) = (1 - alpha
-    x^2) / (1 + alpha x^2)^2; "exp": f'(x) = exp(-alpha x^2) (1 - 2 alpha x^2)). The seed centres are ascending (midpoints of a cumulative sum of positive widths),
-    a bilinear resize is a positive combination of the same neighbours for every bin, and the
-    metric mapping and clamp are increasing, so by induction every stage's centres are
-    ascending and ZoeDepth's sort changes nothing; in float arithmetic two centres closer
-    than the rounding error may swap, so skipping the sort changes the output by rounding at
-    most (``test_model_avs``: sorted and unsorted centres agree on random and extreme inputs).
-    With 'sum' (g' can be negative), another gamma or a negative alpha (f' exceeds 1 or has
-    a pole) nothing is proved and the sort stays.
+    mean_i f'(a_i - c), and f' <= 1 everywhere for both kernels when alpha >= 0 ("inv":
+    f'(x) = (1 - alpha x^2) / (1 + alpha x^2)^2; "exp": f'(x) = exp(-alpha x^2)
+    (1 - 2 alpha x^2)). The seed centres are ascending (midpoints of a cumulative sum of
+    positive widths), a bilinear resize is a positive combination of the same neighbours
+    for every bin, and the metric mapping and clamp are increasing, so by induction every
+    stage's centres are ascending and ZoeDepth's sort changes nothing; in float arithmetic
+    two centres closer than the rounding error may swap, so skipping the sort changes the
+    output by rounding at most (``test_model_avs``: sorted and unsorted centres agree on
+    random and extreme inputs). With 'sum' (g' can be negative), another gamma or a negative
+    alpha (f' exceeds 1 or has a pole) nothing is proved and the sort stays.
     """
     return kind == 'mean' and int(gamma) == 2 and float(alpha) >= 0.0
 
@@ -220,14 +222,14 @@ class LogBinomial(nn.Module):
                      eps: float) -> torch.Tensor:
         """Return sum_k prob_k values_k for p, t (B, 1, H, W).
 
-        The same number as ``(forward(p, t) * values.permute(0, 3, 1, 2)).sum(1, keepdim=True)``
-        up to float rounding, computed with the bin axis last: the logits are one matrix product of
-        the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
-        k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels in the softmax and
-        is left out; the softmax is max-shifted exponentials whose weighted and plain sums are
-        divided once per pixel, so no (B, K, H, W) probability tensor is made. ONNX Runtime
-        runs its Softmax over a non-last axis through transposes, the largest cost of the
-        head before.
+        The same number as ``(forward(p, t) * values.permute(0, 3, 1, 2)).sum(1,
+        keepdim=True)`` up to float rounding, computed with the bin axis last: the logits are
+        one matrix product of the per-pixel coefficients (1/t, logit(p)/t) with the per-bin
+        constants (log C(K-1, k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels
+        in the softmax and is left out; the softmax is max-shifted exponentials whose weighted
+        and plain sums are divided once per pixel, so no (B, K, H, W) probability tensor is
+        made. ONNX Runtime runs its Softmax over a non-last axis through transposes, the
+        largest cost of the head before.
         """
         k = self.k_idx.to(p.dtype)
         log_binom = _log_binom(self.K_minus_1.to(p.dtype), k)
@@ -279,10 +281,10 @@ class ConditionalLogBinomial(nn.Module):
         """Return sum_k forward(x, resize(cond))_k values_k.
 
         ``cond`` is resized bilinearly (align_corners) to the size of ``x`` as ZoeDepth does,
-        but after the first 1x1 convolution instead of before it: the convolution is linear and the resize weights sum to one, so
-        W [x; up(cond)] + b = W_x x + up(W_cond cond + b). The resize then carries the
-        bottleneck's channels (80 for ZoeDepth's widths) instead of the condition's (128),
-        and no full-resolution concatenation of the condition is made.
+        but after the first 1x1 convolution instead of before it: the convolution is linear and
+        the resize weights sum to one, so W [x; up(cond)] + b = W_x x + up(W_cond cond + b).
+        The resize then carries the bottleneck's channels (80 for ZoeDepth's widths) instead of
+        the condition's (128), and no full-resolution concatenation of the condition is made.
         """
         conv = self.mlp[0]
         n = self.in_features
