@@ -34,10 +34,10 @@ from avs_net_ros.runtime.pipeline import image_to_tensor
 import numpy as np
 import onnx
 
+from training.export import HEAD_TAIL
+
 #: Operator types quantized by default (where the network's arithmetic is).
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')
-#: Node-name prefix of the head's conditional log-binomial (kept in float by default).
-HEAD_TAIL = '/model/head/conditional_log_binomial'
 #: Node-name prefixes kept in float by default.
 KEEP_FLOAT = (HEAD_TAIL,)
 

@@ -63,8 +63,11 @@ class _ResizeBinsLast(torch.autograd.Function):
         batch = g.op('Slice', shape, const([0]), const([1]))
         bins = g.op('Slice', shape, const([3]), const([4]))
         sizes = g.op('Concat', batch, const([height, width]), bins, axis_i=0)
-        empty = const([], torch.float32)
-        return g.op('Resize', x, empty, empty, sizes, mode_s='linear',
+        # roi and scales are left out (empty input names), not given as empty constants,
+        # which a float16 conversion would turn into casts of unknown size.
+        absent = g.op('prim::Constant')
+        absent.setType(torch._C.OptionalType.ofTensor())
+        return g.op('Resize', x, absent, absent, sizes, mode_s='linear',
                     coordinate_transformation_mode_s='align_corners')
 
 
