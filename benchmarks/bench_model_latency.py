@@ -9,8 +9,8 @@ ZoeDepth head; random weights, since speed does not depend on them) or loads ``-
 exports it with ``training.export`` (contract metadata, parity check), quantizes it with
 ``training.quantize`` (INT8 QDQ, per-channel weights; calibrated on ``--calib-root`` frames,
 else on random inputs of the contract's shapes, which is enough for timing), and times batch-1
-inference after warm-up in the three runtimes with the same number of threads, one run of each
-in turn so that load from other processes falls on all three alike. Prints the median and 90th
+inference after warm-up in the three runtimes with the same number of threads, in alternating
+blocks so that load from other processes falls on all three alike. Prints the median and 90th
 percentile per frame, the ratios, parameter counts and forward FLOPs
 (``torch.utils.flop_counter``; one multiply-add = 2 FLOPs), the load average before and after,
 and ONNX Runtime's own profile (``SessionOptions.enable_profiling``): the top operator types by
@@ -52,18 +52,27 @@ def _fmt(ms: List[float]) -> str:
     return f'median {np.median(ms):7.1f} ms   p90 {np.percentile(ms, 90):7.1f} ms'
 
 
-def time_side_by_side(fns: Dict[str, Callable[[], object]], runs: int,
-                      warmup: int) -> Dict[str, List[float]]:
-    """Return milliseconds per call of each function, calling them in turn every round."""
+def time_side_by_side(fns: Dict[str, Callable[[], object]], runs: int, warmup: int,
+                      rounds: int = 2) -> Dict[str, List[float]]:
+    """Return milliseconds per call of each function, timed in ``rounds`` alternating blocks.
+
+    Each block runs one function ``runs / rounds`` times after one untimed call: calls of
+    different runtimes are not interleaved one by one, since ONNX Runtime's threads spin for
+    a while after a run and would slow the next PyTorch call; alternating blocks still spread
+    load from other processes over all of them.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     out: Dict[str, List[float]] = {k: [] for k in fns}
-    for _ in range(runs):
+    per_block = max(1, runs // rounds)
+    for _ in range(rounds):
         for name, fn in fns.items():
-            t = time.perf_counter()
             fn()
-            out[name].append(1000.0 * (time.perf_counter() - t))
+            for _ in range(per_block):
+                t = time.perf_counter()
+                fn()
+                out[name].append(1000.0 * (time.perf_counter() - t))
     return out
 
 
