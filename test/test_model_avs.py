@@ -206,7 +206,7 @@ def test_log_binomial_expectation_equals_softmax_form():
     p, t = p.view(1, 1, 4, 8), t.view(1, 1, 4, 8)
     values = torch.sort(torch.rand(1, 64, 4, 8, generator=g) * 30, dim=1)[0]
     ref = (lb(p[:, 0], t) * values).sum(1, keepdim=True)
-    got = lb(p[:, 0], t, values.permute(0, 2, 3, 1))
+    got = lb(p.permute(0, 2, 3, 1), t.permute(0, 2, 3, 1), values.permute(0, 2, 3, 1))
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 

@@ -210,11 +210,12 @@ class LogBinomial(nn.Module):
         """Return (B, K, H, W) probabilities for p (B, H, W) and t (B, 1, H, W).
 
         With ``values`` (B, H, W, K), bins last, return their expectation sum_k prob_k
-        values_k, (B, 1, H, W), instead (``_expectation``).
+        values_k, (B, 1, H, W), instead (``_expectation``); p and t are then (B, H, W, 1),
+        bins last too.
         """
-        p = p.unsqueeze(1)
         if values is not None:
             return self._expectation(p, t, values, eps)
+        p = p.unsqueeze(1)
         one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
         p = torch.clamp(p, min=eps, max=1.0)
         y = (_log_binom(self.K_minus_1, self.k_idx) + self.k_idx * torch.log(p)
@@ -223,12 +224,12 @@ class LogBinomial(nn.Module):
 
     def _expectation(self, p: torch.Tensor, t: torch.Tensor, values: torch.Tensor,
                      eps: float) -> torch.Tensor:
-        """Return sum_k prob_k values_k for p, t (B, 1, H, W).
+        """Return sum_k prob_k values_k for p, t (B, H, W, 1) and values (B, H, W, K).
 
-        The same number as ``(forward(p, t) * values.permute(0, 3, 1, 2)).sum(1,
-        keepdim=True)`` up to float rounding, computed with the bin axis last: the logits are
-        one matrix product of the per-pixel coefficients (1/t, logit(p)/t) with the per-bin
-        constants (log C(K-1, k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels
+        The same number as ZoeDepth's ``(probabilities * values).sum`` over the bins up to
+        float rounding, computed with the bin axis last: the logits are one matrix product of
+        the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
+        k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels
         in the softmax and is left out; the softmax is max-shifted exponentials whose weighted
         and plain sums are divided once per pixel, so no (B, K, H, W) probability tensor is
         made. ONNX Runtime runs its Softmax over a non-last axis through transposes, the
@@ -240,8 +241,8 @@ class LogBinomial(nn.Module):
         one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
         p = torch.clamp(p, min=eps, max=1.0)
         inv_t = 1.0 / t
-        coeff = torch.cat([inv_t, (torch.log(p) - torch.log(one_minus_p)) * inv_t], dim=1)
-        logits = coeff.permute(0, 2, 3, 1) @ const  # (B, H, W, K)
+        coeff = torch.cat([inv_t, (torch.log(p) - torch.log(one_minus_p)) * inv_t], dim=-1)
+        logits = coeff @ const  # (B, H, W, K)
         e = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
         num = (e * values).sum(dim=-1)
         return (num / e.sum(dim=-1)).unsqueeze(1)
@@ -261,11 +262,11 @@ class ConditionalLogBinomial(nn.Module):
         self.mlp = nn.Sequential(nn.Conv2d(in_features + condition_dim, bottleneck, 1),
                                  nn.GELU(), nn.Conv2d(bottleneck, 4, 1), nn.Softplus())
 
-    def _p_t(self, pt: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        p, t = pt[:, :2] + self.p_eps, pt[:, 2:] + self.p_eps
-        p = p[:, :1] / (p[:, :1] + p[:, 1:])
-        t = t[:, :1] / (t[:, :1] + t[:, 1:])
-        return p, (self.max_temp - self.min_temp) * t + self.min_temp
+    def _p_t(self, pt: torch.Tensor, dim: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (p, t) from the MLP's four channels along ``dim``, keeping that axis."""
+        c = [pt.narrow(dim, i, 1) + self.p_eps for i in range(4)]
+        t = c[2] / (c[2] + c[3])
+        return c[0] / (c[0] + c[1]), (self.max_temp - self.min_temp) * t + self.min_temp
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor,
                 values: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -288,14 +289,19 @@ class ConditionalLogBinomial(nn.Module):
         the resize weights sum to one, so W [x; up(cond)] + b = W_x x + up(W_cond cond + b).
         The resize then carries the bottleneck's channels (80 for ZoeDepth's widths) instead of
         the condition's (128), and no full-resolution concatenation of the condition is made.
+        At full resolution the MLP runs with channels last, its 1x1 convolutions as matrix
+        products, so the resize, the per-pixel (p, t) and the log-binomial share one layout
+        (ONNX Runtime resizes channels-last tensors several times faster).
         """
-        conv = self.mlp[0]
+        first, second = self.mlp[0], self.mlp[2]
         n = self.in_features
-        h = F.conv2d(x, conv.weight[:, :n])
-        c = F.conv2d(cond, conv.weight[:, n:], conv.bias)
-        h = h + (c if c.shape[-2:] == x.shape[-2:] else _resize(c, x.shape[-2:]))
-        p, t = self._p_t(self.mlp[3](self.mlp[2](self.mlp[1](h))))
-        return self.log_binomial_transform(p[:, 0], t, values)
+        h = x.permute(0, 2, 3, 1) @ first.weight[:, :n, 0, 0].t()  # (B, H, W, bottleneck)
+        c = F.conv2d(cond, first.weight[:, n:], first.bias)
+        h = h + (c.permute(0, 2, 3, 1) if c.shape[-2:] == x.shape[-2:]
+                 else resize_bins_last(c, x.shape[-2:]))
+        pt = self.mlp[3](self.mlp[1](h) @ second.weight[:, :, 0, 0].t() + second.bias)
+        p, t = self._p_t(pt, dim=-1)
+        return self.log_binomial_transform(p, t, values)
 
 
 class MetricBinsHead(nn.Module):
