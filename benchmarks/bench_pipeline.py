@@ -8,6 +8,13 @@ load average before and after.
     python -m benchmarks.bench_pipeline --avs artifacts/models/avs_av.onnx \
         --relative artifacts/models/relative.onnx
 
+With ``--models-dir DIR`` the default-size models (``benchmarks.default_models``: AV at
+256x256 and a MiDaS-small relative model, fp32 and INT8, random weights) are exported into DIR
+if missing and ``--avs`` / ``--relative`` name files in it:
+
+    python -m benchmarks.bench_pipeline --models-dir artifacts/bench_models \
+        --avs avs_av_fp32.onnx avs_av_int8.onnx --relative relative_fp32.onnx
+
 Several ``--avs`` files (e.g. an fp32 and an INT8 model, or two versions of one model) are
 measured side by side: in alternating blocks of frames, so load from other processes falls on
 all alike.
@@ -40,11 +47,19 @@ def main() -> None:
     p.add_argument('--threads', type=int, default=2, help='ONNX Runtime intra-op threads')
     p.add_argument('--repeats', type=int, default=30)
     p.add_argument('--providers', nargs='+', default=['cpu'])
+    p.add_argument('--models-dir', help='export the default-size models here (if missing); '
+                                        '--avs and --relative then name files in it')
+    p.add_argument('--calib-root', help='with --models-dir: calibrate INT8 on this root')
     p.add_argument('--default-malloc', action='store_true',
                    help="leave glibc's allocator settings alone (see runtime.memory)")
     args = p.parse_args()
     print('allocator: ' + ('glibc defaults' if args.default_malloc or not keep_freed_memory()
                            else 'freed memory kept (runtime.memory)'))
+    if args.models_dir:
+        from benchmarks.default_models import ensure_default_models
+        ensure_default_models(args.models_dir, args.calib_root)
+        args.avs = [os.path.join(args.models_dir, a) for a in args.avs]
+        args.relative = os.path.join(args.models_dir, args.relative)
     h, w = (int(v) for v in args.camera.split('x'))
     pipes = [MetricDepthPipeline(a, args.relative, args.providers, intra_op_threads=args.threads)
              for a in args.avs]
