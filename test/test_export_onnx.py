@@ -111,3 +111,35 @@ def test_dynamo_exporter_parity(tmp_path):
     diff = export_onnx(model, contract, path, opset=18, dynamo=True, verbose=False)
     assert read_onnx_contract(path).kind == KIND_AV
     assert parity(path, model, contract)[1] <= 1e-3 and diff < 1e-2
+
+
+def test_fp16_export_keeps_contract_io_and_head_tail(exported, tmp_path):
+    # Half precision for GPUs: fp16 weights, float32 inputs/output (the contract's), the
+    # log-binomial tail in float32; ONNX Runtime runs it on CPU too, close to PyTorch.
+    from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+    from training.export import convert_fp16, HEAD_TAIL, PRECISION_KEY
+
+    path, model, contract, _ = exported['av']
+    out = str(tmp_path / 'av_fp16.onnx')
+    convert_fp16(path, out)
+    proto = onnx.load(out)
+    assert read_onnx_contract(out).to_metadata() == contract.to_metadata()
+    assert 'fp16' in {p.key: p.value for p in proto.metadata_props}[PRECISION_KEY]
+    halves = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert len(halves) > 20
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+               for v in list(proto.graph.input) + list(proto.graph.output))
+    # The tail's weights are float32 constants or computed inside the (float32) tail.
+    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    tail = [n for n in proto.graph.node if n.name.startswith(HEAD_TAIL)
+            and n.op_type in ('Conv', 'MatMul')]
+    assert len(tail) >= 3 and all(
+        n.input[1] in floats or producers[n.input[1]].name.startswith(HEAD_TAIL) for n in tail)
+    _, rel = parity(out, model, contract)
+    assert rel < 2e-2
+    pipe = MetricDepthPipeline(out, providers=['cpu'])
+    rng = np.random.default_rng(0)
+    echo = rng.standard_normal((2, contract.echo.features.window_samples)).astype(np.float32)
+    depth = pipe.infer(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), echo, SR).metric
+    assert depth.shape == (48, 80) and np.all(np.isfinite(depth))

@@ -8,7 +8,8 @@ from torch.utils.data import Dataset
 from training.config import ModelConfig
 from training.evaluation import forward_batch
 from training.models.avs_net import AVSNet, build_model, RelativeDepthNet
-from training.models.metric_bins import AttractorLayer, LogBinomial, MetricBinsHead
+from training.models.metric_bins import (_resize as nn_resize, AttractorLayer, keeps_order,
+                                         LogBinomial, MetricBinsHead)
 
 MIN_DEPTH, MAX_DEPTH = 0.1, 12.0
 
@@ -184,3 +185,84 @@ def test_single_stride_vit_backbone_is_reassembled():
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64))
     assert out['depth'].shape == (1, 1, 64, 64)
+
+
+def _head_inputs(widths, size, n: int = 2, gain: float = 1.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    bottleneck = torch.randn(n, widths[0], h // 32, w // 32, generator=g) * gain
+    blocks = [torch.randn(n, c, h // s, w // s, generator=g) * gain
+              for c, s in zip(widths[1:], (16, 8, 4, 2))]
+    out_conv = torch.relu(torch.randn(n, 32, h, w, generator=g)) * gain
+    relative = torch.relu(torch.randn(n, 1, h, w, generator=g))
+    return bottleneck, blocks, out_conv, relative
+
+
+@pytest.mark.parametrize('bins', ['normed', 'softplus'])
+@pytest.mark.parametrize('gain', [1.0, 30.0])
+def test_head_forward_equals_zoedepth_literal_form(bins, gain):
+    # The fast forward (conv before resize, bins-last log-binomial, no provably idle sort)
+    # must give ZoeDepth's numbers up to float rounding, also when large features push p and
+    # the temperature to their clamps: its float32 error against ZoeDepth's form in float64
+    # is no larger than that of ZoeDepth's form run in float32.
+    torch.manual_seed(4)
+    widths = [64, 32, 16, 16, 16]
+    head = MetricBinsHead(widths, n_bins=24, bin_embedding_dim=32, min_depth=0.1,
+                          max_depth=30.0, bin_centers_type=bins).eval()
+    args = _head_inputs(widths, (64, 96), gain=gain)
+    with torch.no_grad():
+        fast, ref = head(*args), head.forward_reference(*args)
+        bottleneck, blocks, out_conv, relative = args
+        exact = head.double().forward_reference(
+            bottleneck.double(), [b.double() for b in blocks], out_conv.double(),
+            relative.double())['depth']
+    assert torch.allclose(fast['bin_centers'], ref['bin_centers'], rtol=0, atol=1e-5)
+    err_fast = float((fast['depth'].double() - exact).abs().max())
+    err_ref = float((ref['depth'].double() - exact).abs().max())
+    assert err_fast <= 1.5 * err_ref + 1e-6, (err_fast, err_ref)
+    assert torch.allclose(fast['depth'], ref['depth'], rtol=1e-4, atol=1e-4)
+    assert float(ref['depth'].std()) > 0  # a non-trivial map was compared
+
+
+def test_log_binomial_expectation_equals_softmax_form():
+    lb = LogBinomial(64)
+    g = torch.Generator().manual_seed(5)
+    p = torch.cat([torch.tensor([0.0, 1e-6, 0.5, 1 - 1e-6, 1.0]), torch.rand(27, generator=g)])
+    t = torch.cat([torch.tensor([0.0212, 50.0, 0.0212, 0.0212, 1.0]),
+                   0.0212 + 50 * torch.rand(27, generator=g)])
+    p, t = p.view(1, 1, 4, 8), t.view(1, 1, 4, 8)
+    values = torch.sort(torch.rand(1, 64, 4, 8, generator=g) * 30, dim=1)[0]
+    ref = (lb(p[:, 0], t) * values).sum(1, keepdim=True)
+    got = lb(p.permute(0, 2, 3, 1), t.permute(0, 2, 3, 1), values.permute(0, 2, 3, 1))
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['inv', 'exp'])
+@pytest.mark.parametrize('gain', [1.0, 100.0])
+def test_attractor_keeps_ascending_centres_ascending(kind, gain):
+    # keeps_order's proof: with 'mean' and gamma 2 the update is monotone, so ascending
+    # centres stay ascending and ZoeDepth's sort changes nothing (up to rounding).
+    torch.manual_seed(6)
+    layer = AttractorLayer(32, 8, 0.1, 30.0, normed=True, attractor_type=kind).eval()
+    assert layer.keeps_order
+    g = torch.Generator().manual_seed(7)
+    widths = torch.rand(2, 48, 4, 6, generator=g) + 1e-3
+    b_prev = torch.cumsum(widths / widths.sum(1, keepdim=True), dim=1) - 0.5 * widths / \
+        widths.sum(1, keepdim=True)
+    x = torch.randn(2, 32, 8, 12, generator=g) * gain
+    prev = torch.randn(2, 32, 4, 6, generator=g) * gain
+    with torch.no_grad():
+        b, centres = layer(x, b_prev, prev)
+        _, sorted_centres = layer(x, b_prev, prev, sort=True)
+    assert float((b[:, 1:] - b[:, :-1]).min()) >= -1e-6
+    assert torch.allclose(centres, sorted_centres, rtol=0, atol=1e-5)
+    assert not torch.equal(b, nn_resize(b_prev, b.shape[-2:]))  # the attractors moved them
+
+
+def test_sort_stays_where_order_is_not_proved():
+    assert keeps_order('mean', 2, 1000.0)
+    assert not keeps_order('sum', 2, 1000.0)
+    assert not keeps_order('mean', 1, 1000.0)
+    assert not keeps_order('mean', 2, -1.0)
+    layer = AttractorLayer(8, 2, 0.1, 10.0, normed=True, kind='sum')
+    assert not layer.keeps_order

@@ -147,3 +147,38 @@ def test_model_outputs_combine_to_infer_and_sessions_can_be_shared(model_set, fr
     np.testing.assert_array_equal(v.infer(rgb).relative, ref.relative)
     with pytest.raises(AvsInputError, match='relative model, expected one of'):
         MetricDepthPipeline(pipe.relative)
+
+
+def test_io_binding_gives_the_same_output(model_set, frame):
+    # The GPU path (I/O binding) is the default on CUDA/TensorRT; here it is forced on the CPU
+    # provider, where ONNX Runtime supports it too, and must not change the result.
+    rgb, echo = frame
+    plain = OnnxModel(model_set['av'], ['cpu'])
+    bound = OnnxModel(model_set['av'], ['cpu'], io_binding=True)
+    assert not plain.io_binding and bound.io_binding
+    spec = echo_spectrogram(echo, plain.contract.echo.features, 44100)
+    feeds = {'image': image_to_tensor(rgb, (32, 32)), 'echo_spectrogram': spec[None]}
+    np.testing.assert_array_equal(bound.run(feeds), plain.run(feeds))
+
+
+def test_gpu_provider_options_are_checked_and_fall_back_to_cpu(model_set, frame, tmp_path):
+    from avs_net_ros.runtime.session import gpu_provider_options
+
+    opts = gpu_provider_options(trt_fp16=True, trt_engine_cache_dir=str(tmp_path / 'trt'))
+    trt = opts['TensorrtExecutionProvider']
+    assert trt['trt_fp16_enable'] == 'True' and trt['trt_engine_cache_enable'] == 'True'
+    assert trt['trt_engine_cache_path'] == str(tmp_path / 'trt')
+    assert int(trt['trt_max_workspace_size']) == 2 * 2 ** 30
+    assert opts['CUDAExecutionProvider']['cudnn_conv_algo_search'] == 'EXHAUSTIVE'
+    with pytest.raises(ValueError, match='cudnn_conv_algo_search'):
+        gpu_provider_options(cudnn_conv_algo_search='fast')
+    with pytest.raises(ValueError, match='device_id'):
+        gpu_provider_options(device_id=-1)
+    rgb, echo = frame
+    pipe = MetricDepthPipeline(model_set['av'], model_set['relative'],
+                               ['tensorrt', 'cuda', 'cpu'], provider_options=opts)
+    cpu = MetricDepthPipeline(model_set['av'], model_set['relative'], ['cpu'])
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        assert pipe.active_providers['avs'] == ['CPUExecutionProvider']
+    np.testing.assert_allclose(pipe.infer(rgb, echo, 44100).metric,
+                               cpu.infer(rgb, echo, 44100).metric, rtol=1e-3)

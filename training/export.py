@@ -8,6 +8,12 @@ ONNX Runtime output is compared with PyTorch on random inputs and the export fai
 largest difference exceeds ``tolerance`` relative to the output's magnitude. One file
 (no external data). The TorchScript exporter is the default (opset 17, about 7x faster to
 export than ``--dynamo``, the torch.export-based exporter, which gives the same parity).
+
+``--fp16`` writes the graph in half precision for GPUs (CUDA, TensorRT): weights and
+activations fp16, inputs and output still float32 (the contract's types), and the metric-bins
+head's log-binomial tail kept in float32, since its logits are divided by temperatures down to
+0.02 and exponentiated (as the PyTorch model keeps the head out of autocast). The fp16 graph
+is checked against PyTorch with ``--fp16-tolerance``.
 """
 
 import argparse
@@ -26,6 +32,13 @@ from torch import nn
 
 from training.config import config_from_dict, ModelConfig
 from training.models.avs_net import build_model
+
+
+#: Metadata entry that records a precision other than float32 (not part of the contract).
+PRECISION_KEY = 'avs_net.precision'
+#: Node-name prefix of the head's conditional log-binomial in exported graphs (kept in float32
+#: by ``--fp16`` and ``training.quantize``).
+HEAD_TAIL = '/model/head/conditional_log_binomial'
 
 
 class ExportError(RuntimeError):
@@ -152,6 +165,27 @@ def export_onnx(model: nn.Module, contract: ModelContract, path: str, *,
     return abs_diff
 
 
+def convert_fp16(fp32_path: str, out: str,
+                 keep_float: Tuple[str, ...] = (HEAD_TAIL,)) -> None:
+    """Write ``fp32_path`` in half precision to ``out`` (float32 I/O, contract kept).
+
+    Nodes whose names start with one of ``keep_float`` stay in float32.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load(fp32_path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    block = [n.name for n in proto.graph.node if any(n.name.startswith(k) for k in keep_float)]
+    half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
+    del half.metadata_props[:]
+    meta[PRECISION_KEY] = 'fp16 (float32 inputs/outputs; in float32: ' + \
+        (', '.join(keep_float) or 'nothing') + ')'
+    for k, v in meta.items():
+        half.metadata_props.add(key=k, value=v)
+    onnx.save_model(half, out, save_as_external_data=False)
+    read_onnx_contract(out)
+
+
 def load_checkpoint_model(path: str) -> Tuple[nn.Module, ModelConfig, dict]:
     """Rebuild a trained model from a trainer checkpoint; return (model, config, raw dict)."""
     state = torch.load(path, map_location='cpu', weights_only=False)
@@ -170,11 +204,29 @@ def main(argv: Optional[list] = None) -> None:
     p.add_argument('--out', required=True)
     p.add_argument('--tolerance', type=float, default=1e-3)
     p.add_argument('--dynamo', action='store_true', help='use the torch.export exporter')
+    p.add_argument('--fp16', action='store_true',
+                   help='write the graph in half precision (for GPUs; float32 I/O)')
+    p.add_argument('--fp16-tolerance', type=float, default=2e-2,
+                   help='largest fp16 difference from PyTorch, relative to the output range')
     args = p.parse_args(argv)
     model, mcfg, state = load_checkpoint_model(args.checkpoint)
     echo = echo_contract(config_from_dict(state['config'])) if mcfg.variant == 'av' else None
-    export_onnx(model, make_contract(mcfg, echo), args.out, tolerance=args.tolerance,
-                opset=18 if args.dynamo else 17, dynamo=args.dynamo)
+    contract = make_contract(mcfg, echo)
+    if not args.fp16:
+        export_onnx(model, contract, args.out, tolerance=args.tolerance,
+                    opset=18 if args.dynamo else 17, dynamo=args.dynamo)
+        return
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = os.path.join(tmp, 'fp32.onnx')
+        export_onnx(model, contract, fp32, tolerance=args.tolerance,
+                    opset=18 if args.dynamo else 17, dynamo=args.dynamo)
+        convert_fp16(fp32, args.out)
+    abs_diff, rel_diff = parity(args.out, model, contract)
+    print(f'{args.out}: fp16, max abs diff vs PyTorch {abs_diff:.3g} (relative {rel_diff:.3g}, '
+          f'tolerance {args.fp16_tolerance:g})')
+    if not rel_diff <= args.fp16_tolerance:
+        raise ExportError(f'{args.out}: fp16 differs from PyTorch by {rel_diff:.3g} (relative)')
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ window, STFT, spectrogram size), so the robot feeds a model exactly as it was tr
 
 from dataclasses import dataclass, field
 import time
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, KIND_AV, KIND_RELATIVE,
                                        KIND_V)
@@ -75,13 +75,14 @@ def _image(rgb: np.ndarray, size: Tuple[int, int], cache: Optional[dict]) -> np.
 
 
 def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threads: int,
-          kinds: Tuple[str, ...]) -> OnnxModel:
+          kinds: Tuple[str, ...],
+          provider_options: Optional[Mapping[str, Mapping[str, str]]] = None) -> OnnxModel:
     if isinstance(model, OnnxModel):
         if model.contract.kind not in kinds:
             raise AvsInputError(f'{model.path} is a {model.contract.kind} model, expected one '
                                 f'of {kinds}')
         return model
-    return OnnxModel(model, providers, intra_op_threads, kinds)
+    return OnnxModel(model, providers, intra_op_threads, kinds, provider_options)
 
 
 class MetricDepthPipeline:
@@ -96,10 +97,12 @@ class MetricDepthPipeline:
     def __init__(self, avs_model: Union[str, OnnxModel],
                  relative_model: Union[str, OnnxModel, None] = None,
                  providers: Sequence[str] = DEFAULT_PROVIDERS, scale_method: str = 'median',
-                 intra_op_threads: int = 0, relative_output: Optional[str] = None) -> None:
+                 intra_op_threads: int = 0, relative_output: Optional[str] = None,
+                 provider_options: Optional[Mapping[str, Mapping[str, str]]] = None) -> None:
         """Load the models (paths), or share already loaded ``OnnxModel`` sessions.
 
-        ``relative_output`` overrides a relative model's metadata.
+        ``relative_output`` overrides a relative model's metadata. ``provider_options`` go to
+        the sessions of models given as paths (``session.gpu_provider_options``).
 
         Raises:
             FileNotFoundError: a model path does not exist.
@@ -108,12 +111,13 @@ class MetricDepthPipeline:
             AvsInputError: a loaded model of the wrong kind, or a bad option.
 
         """
-        self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V))
+        self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V),
+                         provider_options)
         self.relative = None
         self.relative_output = None
         if relative_model:
             self.relative = _load(relative_model, providers, intra_op_threads,
-                                  (KIND_RELATIVE,))
+                                  (KIND_RELATIVE,), provider_options)
             self.relative_output = relative_output or self.relative.contract.relative_output
             if self.relative_output not in ('depth', 'disparity'):
                 raise AvsInputError(f"relative_output must be 'depth' or 'disparity', got "

@@ -1,7 +1,15 @@
-"""ONNX Runtime sessions for contract-following models, with execution-provider selection."""
+"""ONNX Runtime sessions for contract-following models, with execution-provider selection.
+
+On a GPU the providers take options (``gpu_provider_options``): TensorRT's fp16 mode, its
+engine cache folder (building engines takes minutes; the cache makes later starts fast) and
+workspace; CUDA's device and convolution algorithm search. Sessions on a GPU provider bind
+their inputs and output through ONNX Runtime's I/O binding, so a frame goes from the numpy
+array straight to the device and the result straight back into host memory.
+"""
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+import os
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from avs_net_ros.core.contract import ModelContract, read_onnx_contract
 from avs_net_ros.core.errors import ModelContractError
@@ -37,13 +45,54 @@ def select_providers(requested: Sequence[str] = DEFAULT_PROVIDERS
     return usable, missing
 
 
+def gpu_provider_options(device_id: int = 0, trt_fp16: bool = False,
+                         trt_engine_cache_dir: str = '', trt_workspace_gib: float = 2.0,
+                         cudnn_conv_algo_search: str = 'EXHAUSTIVE'
+                         ) -> Dict[str, Dict[str, str]]:
+    """Return provider options for the TensorRT and CUDA execution providers.
+
+    Args:
+        device_id: GPU index for both providers.
+        trt_fp16: let TensorRT run layers in fp16 (it keeps float32 where fp16 would lose
+            range; the model file stays float32).
+        trt_engine_cache_dir: folder for TensorRT's built engines ('' = no cache: every start
+            rebuilds them, which takes minutes for the default model).
+        trt_workspace_gib: TensorRT's scratch memory limit per engine.
+        cudnn_conv_algo_search: 'EXHAUSTIVE' (benchmark the algorithms on the first run),
+            'HEURISTIC' or 'DEFAULT'.
+
+    Raises:
+        ValueError: a negative device or workspace, or an unknown search mode.
+
+    """
+    if device_id < 0 or trt_workspace_gib <= 0:
+        raise ValueError(f'device_id must be >= 0 and trt_workspace_gib > 0, got {device_id}, '
+                         f'{trt_workspace_gib}')
+    if cudnn_conv_algo_search not in ('EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'):
+        raise ValueError(f'cudnn_conv_algo_search must be EXHAUSTIVE, HEURISTIC or DEFAULT, '
+                         f'got {cudnn_conv_algo_search!r}')
+    trt = {'device_id': str(device_id), 'trt_fp16_enable': str(bool(trt_fp16)),
+           'trt_max_workspace_size': str(int(trt_workspace_gib * 2 ** 30))}
+    if trt_engine_cache_dir:
+        os.makedirs(trt_engine_cache_dir, exist_ok=True)
+        trt.update(trt_engine_cache_enable='True', trt_engine_cache_path=trt_engine_cache_dir,
+                   trt_timing_cache_enable='True', trt_timing_cache_path=trt_engine_cache_dir)
+    cuda = {'device_id': str(device_id), 'cudnn_conv_algo_search': cudnn_conv_algo_search}
+    return {'TensorrtExecutionProvider': trt, 'CUDAExecutionProvider': cuda}
+
+
 class OnnxModel:
     """One ONNX model, its contract, and an inference session."""
 
     def __init__(self, path: str, providers: Sequence[str] = DEFAULT_PROVIDERS,
-                 intra_op_threads: int = 0, expected_kinds: Optional[Sequence[str]] = None
-                 ) -> None:
+                 intra_op_threads: int = 0, expected_kinds: Optional[Sequence[str]] = None,
+                 provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
+                 io_binding: Optional[bool] = None) -> None:
         """Load ``path``, check its contract, and open a session on the best providers.
+
+        ``provider_options`` maps full provider names to their options
+        (``gpu_provider_options``); options of providers not used here are ignored.
+        ``io_binding`` None = on when the first active provider is not the CPU.
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
@@ -62,13 +111,24 @@ class OnnxModel:
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = provider_options or {}
+        chosen = [(p, dict(opts[p])) if p in opts else p for p in usable]
         try:
-            self.session = ort.InferenceSession(path, options, providers=usable)
+            self.session = ort.InferenceSession(path, options, providers=chosen)
         except Exception as e:  # ORT raises its own exception types per failure
             raise ModelContractError(f'ONNX Runtime cannot load {path}: {e}') from e
         self.active_providers: List[str] = list(self.session.get_providers())
         self._output = self.session.get_outputs()[0].name
+        self.io_binding = (self.active_providers[0] != 'CPUExecutionProvider'
+                           if io_binding is None else bool(io_binding))
 
     def run(self, feeds: Dict[str, np.ndarray]) -> np.ndarray:
         """Run the model and return its single output."""
-        return self.session.run([self._output], feeds)[0]
+        if not self.io_binding:
+            return self.session.run([self._output], feeds)[0]
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(self._output, 'cpu')
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]

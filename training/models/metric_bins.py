@@ -14,14 +14,23 @@ Data flow, for decoder maps at strides 32 (bottleneck), 16, 8, 4, 2 and the 32-c
    last embedding; temperature in [min_temp, max_temp].
 6. depth = sum_k p_k c_k at (H, W).
 
+Steps 5 and 6 are evaluated at the out_conv resolution, which is the network input's, as in
+ZoeDepth (isl-org/ZoeDepth, zoedepth/models/base_models/midas.py, ``attach_hooks``: the
+``out_conv`` hook is child 3 of MiDaS's ``scratch.output_conv``, the ReLU after its x2
+upsample, so stride 1). The forward pass computes them in a form that gives the same numbers
+up to float rounding but is far cheaper, in ONNX Runtime above all (``MetricBinsHead.forward``
+lists the rewrites); ``forward_reference`` is ZoeDepth's literal form, kept for the tests
+that compare the two.
+
 Two bin parameterisations, as in ZoeDepth: ``'softplus'`` (ZoeD_N: unbounded positive centres)
 and ``'normed'`` (ZoeD_K: widths normalised to [min_depth, max_depth], attractors in
-normalised space, centres sorted and clipped). The default is ``'normed'``: the exported
-contract states a [min_depth, max_depth] range and this variant guarantees it.
+normalised space, centres sorted (skipped where proved a no-op, ``keeps_order``) and
+clipped). The default is ``'normed'``: the exported contract states a [min_depth, max_depth]
+range and this variant guarantees it.
 ZoeDepth's ignored ``memory_efficient`` flag is not reproduced (the broadcast form is used).
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -32,6 +41,43 @@ BIN_TYPES = ('normed', 'softplus')
 
 def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=True)
+
+
+class _ResizeBinsLast(torch.autograd.Function):
+    """``_resize`` of a (B, h, w, K) tensor to (B, H, W, K), exported as one ONNX Resize.
+
+    ONNX Runtime resizes an NHWC tensor (scales 1 on batch and channels) about 4x faster
+    than it resizes the NCHW tensor and transposes the result (measured: 6 vs 22 ms for
+    64 x 128 x 128 -> 256 x 256, identical values). The TorchScript exporter would write
+    Transpose, Resize, Transpose, which ONNX Runtime does not fuse, so the Resize is
+    written directly. Used only while exporting (``resize_bins_last``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        return _resize(x.permute(0, 3, 1, 2), (height, width)).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def symbolic(g, x, height: int, width: int):
+        def const(values, dtype=torch.int64):
+            return g.op('Constant', value_t=torch.tensor(values, dtype=dtype))
+        shape = g.op('Shape', x)
+        batch = g.op('Slice', shape, const([0]), const([1]))
+        bins = g.op('Slice', shape, const([3]), const([4]))
+        sizes = g.op('Concat', batch, const([height, width]), bins, axis_i=0)
+        # roi and scales are left out (empty input names), not given as empty constants,
+        # which a float16 conversion would turn into casts of unknown size.
+        absent = g.op('prim::Constant')
+        absent.setType(torch._C.OptionalType.ofTensor())
+        return g.op('Resize', x, absent, absent, sizes, mode_s='linear',
+                    coordinate_transformation_mode_s='align_corners')
+
+
+def resize_bins_last(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Return ``_resize(x, size)`` (x is (B, K, h, w)) permuted to (B, H, W, K)."""
+    if torch.onnx.is_in_onnx_export():
+        return _ResizeBinsLast.apply(x.permute(0, 2, 3, 1), int(size[0]), int(size[1]))
+    return _resize(x, size).permute(0, 2, 3, 1)
 
 
 def inv_attractor(dx: torch.Tensor, alpha: float = 300.0, gamma: int = 2) -> torch.Tensor:
@@ -86,6 +132,25 @@ class Projector(nn.Module):
         return self._net(x)
 
 
+def keeps_order(kind: str, gamma: int, alpha: float) -> bool:
+    """Whether an attractor update keeps ascending bin centres ascending (the sort is a no-op).
+
+    The update is c_j -> g(c_j) = c_j + mean_i f(a_i - c_j), the same function g for every
+    bin j of a pixel. With the mean and gamma = 2, g is non-decreasing: g'(c) = 1 -
+    mean_i f'(a_i - c), and f' <= 1 everywhere for both kernels when alpha >= 0 ("inv":
+    f'(x) = (1 - alpha x^2) / (1 + alpha x^2)^2; "exp": f'(x) = exp(-alpha x^2)
+    (1 - 2 alpha x^2)). The seed centres are ascending (midpoints of a cumulative sum of
+    positive widths), a bilinear resize is a positive combination of the same neighbours
+    for every bin, and the metric mapping and clamp are increasing, so by induction every
+    stage's centres are ascending and ZoeDepth's sort changes nothing; in float arithmetic
+    two centres closer than the rounding error may swap, so skipping the sort changes the
+    output by rounding at most (``test_model_avs``: sorted and unsorted centres agree on
+    random and extreme inputs). With 'sum' (g' can be negative), another gamma or a negative
+    alpha (f' exceeds 1 or has a pole) nothing is proved and the sort stays.
+    """
+    return kind == 'mean' and int(gamma) == 2 and float(alpha) >= 0.0
+
+
 class AttractorLayer(nn.Module):
     """One attractor stage; returns (b_prev for the next stage, metric centres)."""
 
@@ -101,12 +166,14 @@ class AttractorLayer(nn.Module):
         self.alpha, self.gamma = float(alpha), int(gamma)
         self.kind = kind
         self.dist = inv_attractor if attractor_type == 'inv' else exp_attractor
+        self.keeps_order = keeps_order(kind, self.gamma, self.alpha)
         out = 2 * n_attractors if normed else n_attractors
         self._net = _mlp(in_features, mlp_dim, out,
                          nn.ReLU(inplace=True) if normed else nn.Softplus())
 
-    def forward(self, x: torch.Tensor, b_prev: torch.Tensor,
-                prev_embedding: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, b_prev: torch.Tensor, prev_embedding: torch.Tensor,
+                sort: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Move the centres; ``sort`` sorts them even where ``keeps_order`` proves it a no-op."""
         x = x + _resize(prev_embedding, x.shape[-2:])
         a = self._net(x)
         if self.normed:
@@ -120,7 +187,8 @@ class AttractorLayer(nn.Module):
         if not self.normed:
             return b, b
         centres = (self.max_depth - self.min_depth) * b + self.min_depth
-        centres, _ = torch.sort(centres, dim=1)
+        if sort or not self.keeps_order:
+            centres, _ = torch.sort(centres, dim=1)
         return b, torch.clamp(centres, self.min_depth, self.max_depth)
 
 
@@ -139,13 +207,47 @@ class LogBinomial(nn.Module):
         self.register_buffer('k_idx', torch.arange(0, n_classes).view(1, -1, 1, 1))
         self.register_buffer('K_minus_1', torch.tensor([n_classes - 1]).view(1, -1, 1, 1))
 
-    def forward(self, p: torch.Tensor, t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    def forward(self, p: torch.Tensor, t: torch.Tensor, values: Optional[torch.Tensor] = None,
+                eps: float = 1e-4) -> torch.Tensor:
+        """Return (B, K, H, W) probabilities for p (B, H, W) and t (B, 1, H, W).
+
+        With ``values`` (B, H, W, K), bins last, return their expectation sum_k prob_k
+        values_k, (B, 1, H, W), instead (``_expectation``); p and t are then (B, H, W, 1),
+        bins last too.
+        """
+        if values is not None:
+            return self._expectation(p, t, values, eps)
         p = p.unsqueeze(1)
         one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
         p = torch.clamp(p, min=eps, max=1.0)
         y = (_log_binom(self.K_minus_1, self.k_idx) + self.k_idx * torch.log(p)
              + (self.K - 1 - self.k_idx) * torch.log(one_minus_p))
         return torch.softmax(y / t, dim=1)
+
+    def _expectation(self, p: torch.Tensor, t: torch.Tensor, values: torch.Tensor,
+                     eps: float) -> torch.Tensor:
+        """Return sum_k prob_k values_k for p, t (B, H, W, 1) and values (B, H, W, K).
+
+        The same number as ZoeDepth's ``(probabilities * values).sum`` over the bins up to
+        float rounding, computed with the bin axis last: the logits are one matrix product of
+        the per-pixel coefficients (1/t, logit(p)/t) with the per-bin constants (log C(K-1,
+        k), k); the term (K-1) log(1-p) / t, equal for every bin, cancels
+        in the softmax and is left out; the softmax is max-shifted exponentials whose weighted
+        and plain sums are divided once per pixel, so no (B, K, H, W) probability tensor is
+        made. ONNX Runtime runs its Softmax over a non-last axis through transposes, the
+        largest cost of the head before.
+        """
+        k = self.k_idx.to(p.dtype)
+        log_binom = _log_binom(self.K_minus_1.to(p.dtype), k)
+        const = torch.cat([log_binom, k], dim=2).view(self.K, 2).t()  # (2, K)
+        one_minus_p = torch.clamp(1.0 - p, min=eps, max=1.0)
+        p = torch.clamp(p, min=eps, max=1.0)
+        inv_t = 1.0 / t
+        coeff = torch.cat([inv_t, (torch.log(p) - torch.log(one_minus_p)) * inv_t], dim=-1)
+        logits = coeff @ const  # (B, H, W, K)
+        e = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
+        num = (e * values).sum(dim=-1)
+        return (num / e.sum(dim=-1)).unsqueeze(1)
 
 
 class ConditionalLogBinomial(nn.Module):
@@ -156,18 +258,52 @@ class ConditionalLogBinomial(nn.Module):
                  min_temp: float = 1e-7) -> None:
         super().__init__()
         self.p_eps, self.max_temp, self.min_temp = p_eps, max_temp, min_temp
+        self.in_features = in_features
         self.log_binomial_transform = LogBinomial(n_classes)
         bottleneck = (in_features + condition_dim) // bottleneck_factor
         self.mlp = nn.Sequential(nn.Conv2d(in_features + condition_dim, bottleneck, 1),
                                  nn.GELU(), nn.Conv2d(bottleneck, 4, 1), nn.Softplus())
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        pt = self.mlp(torch.cat((x, cond), dim=1))
-        p, t = pt[:, :2] + self.p_eps, pt[:, 2:] + self.p_eps
-        p = p[:, 0] / (p[:, 0] + p[:, 1])
-        t = (t[:, 0] / (t[:, 0] + t[:, 1])).unsqueeze(1)
-        t = (self.max_temp - self.min_temp) * t + self.min_temp
-        return self.log_binomial_transform(p, t)
+    def _p_t(self, pt: torch.Tensor, dim: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (p, t) from the MLP's four channels along ``dim``, keeping that axis."""
+        c = [pt.narrow(dim, i, 1) + self.p_eps for i in range(4)]
+        t = c[2] / (c[2] + c[3])
+        return c[0] / (c[0] + c[1]), (self.max_temp - self.min_temp) * t + self.min_temp
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor,
+                values: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return (B, K, H, W) probabilities; ``cond`` at the resolution of ``x`` (ZoeDepth).
+
+        With ``values`` (B, H, W, K), bins last, return sum_k prob_k values_k, (B, 1, H, W),
+        computed cheaply (``_expected_value``); ``cond`` may then have a lower resolution.
+        """
+        if values is not None:
+            return self._expected_value(x, cond, values)
+        p, t = self._p_t(self.mlp(torch.cat((x, cond), dim=1)))
+        return self.log_binomial_transform(p[:, 0], t)
+
+    def _expected_value(self, x: torch.Tensor, cond: torch.Tensor,
+                        values: torch.Tensor) -> torch.Tensor:
+        """Return sum_k forward(x, resize(cond))_k values_k.
+
+        ``cond`` is resized bilinearly (align_corners) to the size of ``x`` as ZoeDepth does,
+        but after the first 1x1 convolution instead of before it: the convolution is linear and
+        the resize weights sum to one, so W [x; up(cond)] + b = W_x x + up(W_cond cond + b).
+        The resize then carries the bottleneck's channels (80 for ZoeDepth's widths) instead of
+        the condition's (128), and no full-resolution concatenation of the condition is made.
+        At full resolution the MLP runs with channels last, its 1x1 convolutions as matrix
+        products, so the resize, the per-pixel (p, t) and the log-binomial share one layout
+        (ONNX Runtime resizes channels-last tensors several times faster).
+        """
+        first, second = self.mlp[0], self.mlp[2]
+        n = self.in_features
+        h = x.permute(0, 2, 3, 1) @ first.weight[:, :n, 0, 0].t()  # (B, H, W, bottleneck)
+        c = F.conv2d(cond, first.weight[:, n:], first.bias)
+        h = h + (c.permute(0, 2, 3, 1) if c.shape[-2:] == x.shape[-2:]
+                 else resize_bins_last(c, x.shape[-2:]))
+        pt = self.mlp[3](self.mlp[1](h) @ second.weight[:, :, 0, 0].t() + second.bias)
+        p, t = self._p_t(pt, dim=-1)
+        return self.log_binomial_transform(p, t, values)
 
 
 class MetricBinsHead(nn.Module):
@@ -204,16 +340,49 @@ class MetricBinsHead(nn.Module):
             out_conv_channels + 1, bin_embedding_dim, n_bins, min_temp=min_temp,
             max_temp=max_temp)
 
-    def forward(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
-                out_conv: torch.Tensor, relative: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Return {'depth': (B, 1, H, W), 'bin_centers': (B, n_bins, H, W)}."""
+    def bins(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+             sort: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (last bin embedding, metric bin centres), both at the last block's grid.
+
+        ``sort``: sort the centres of every normed stage, as ZoeDepth does, even where
+        ``keeps_order`` proves it changes nothing.
+        """
         x = self.conv2(bottleneck)
         b_prev, _ = self.seed_bin_regressor(x)
         prev_embedding = self.seed_projector(x)
         for projector, attractor, block in zip(self.projectors, self.attractors, blocks):
             embedding = projector(block)
-            b_prev, centres = attractor(embedding, b_prev, prev_embedding)
+            b_prev, centres = attractor(embedding, b_prev, prev_embedding, sort)
             prev_embedding = embedding
+        return embedding, centres
+
+    def forward(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+                out_conv: torch.Tensor, relative: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Return {'depth': (B, 1, H, W), 'bin_centers': (B, n_bins, H, W)}.
+
+        ZoeDepth's computation (``forward_reference``) in a form that is cheaper at the
+        (H, W) output resolution, equal up to float rounding: the relative map is resized
+        only when its size differs from out_conv's (a same-size align_corners resize is the
+        identity); the bin embedding is resized after the conditional MLP's first 1x1
+        convolution; the log-binomial and the expectation over bins run with the bin axis last
+        (``LogBinomial._expectation``), the centres resized straight into that layout
+        (``resize_bins_last``); the attractors skip the sort of centres that are
+        provably ascending (``keeps_order``).
+        """
+        embedding, centres = self.bins(bottleneck, blocks)
+        size = out_conv.shape[-2:]
+        if relative.shape[-2:] != size:
+            relative = _resize(relative, size)
+        centres = resize_bins_last(centres, size)
+        depth = self.conditional_log_binomial(torch.cat([out_conv, relative], dim=1), embedding,
+                                              centres)
+        return {'depth': depth, 'bin_centers': centres.permute(0, 3, 1, 2)}
+
+    def forward_reference(self, bottleneck: torch.Tensor, blocks: List[torch.Tensor],
+                          out_conv: torch.Tensor,
+                          relative: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``forward`` in ZoeDepth's literal form (zoedepth_v1.py), for comparisons."""
+        embedding, centres = self.bins(bottleneck, blocks, sort=True)
         size = out_conv.shape[-2:]
         last = torch.cat([out_conv, _resize(relative, size)], dim=1)
         probs = self.conditional_log_binomial(last, _resize(embedding, size))

@@ -1,0 +1,181 @@
+"""INT8 static quantization of a contract model with ONNX Runtime, calibrated on dataset frames.
+
+    python -m training.quantize --model avs_av.onnx --calib-root /tmp/SimBV2 \
+        --out avs_av_int8.onnx [--layout bv2] [--split train] [--frames 16]
+
+QDQ format (QuantizeLinear/DequantizeLinear pairs around each quantized operator, which ONNX
+Runtime fuses into integer kernels on CPU and TensorRT reads as explicit INT8), weights int8
+per output channel, activations uint8 per tensor with ranges from a min/max calibration.
+The calibration frames come from a BatVision-layout root (real or simulated,
+``avs_generate_dataset``) and are turned into model inputs exactly as the robot does it
+(``runtime.pipeline.image_to_tensor``, the core's ``echo_spectrogram``, with the echo window
+the model's contract states), so the ranges are those the deployed model will see.
+
+Only convolutions and matrix products of the network are quantized by default. The metric
+bins head's conditional log-binomial stays in float: its logits are divided by temperatures
+down to 0.02 and exponentiated, so an 8-bit step there moves the depth by whole bins
+(``--keep-float`` chooses what stays in float, to measure that). The contract metadata is copied,
+an ``avs_net.quantization`` entry records what was done, and the result is checked with
+``read_onnx_contract``, so ``avs_validate_model`` and the runtime accept it as they accept the
+float model.
+"""
+
+import argparse
+import os
+import tempfile
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, ModelContract, PREFIX,
+                                       read_onnx_contract)
+from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.core.spectrogram import echo_spectrogram
+from avs_net_ros.runtime.pipeline import image_to_tensor
+
+import numpy as np
+import onnx
+
+from training.export import HEAD_TAIL
+
+#: Operator types quantized by default (where the network's arithmetic is).
+QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')
+#: Node-name prefixes kept in float by default.
+KEEP_FLOAT = (HEAD_TAIL,)
+
+
+def contract_feeds(contract: ModelContract, rgb: np.ndarray, echo: Optional[np.ndarray],
+                   sample_rate: Optional[int]) -> Dict[str, np.ndarray]:
+    """Return one frame's model inputs, computed as ``MetricDepthPipeline`` computes them."""
+    feeds = {IMAGE_INPUT: image_to_tensor(rgb, contract.image_size)}
+    if contract.takes_echo:
+        if echo is None:
+            raise AvsInputError('an audio-visual model needs echoes to calibrate on')
+        spec = echo_spectrogram(echo, contract.echo.features, sample_rate)
+        feeds[ECHO_INPUT] = spec[None] if spec.ndim == 3 else spec
+    return feeds
+
+
+def dataset_frames(root: str, contract: ModelContract, layout: str = 'bv2',
+                   split: str = 'train') -> Tuple[int, Iterator]:
+    """Return (count, frames) of a BatVision-layout split, echoes cut by the contract's window.
+
+    Frames are ``eval.sources.SourceFrame`` (rgb, cut echo, ground truth in m, NaN invalid).
+
+    Raises:
+        AvsInputError: the layout's sample rate differs from the contract's.
+        DatasetFormatError: the root does not follow the layout.
+
+    """
+    from avs_net_ros.eval.sources import batvision_frames
+
+    echo = contract.echo
+    info, count, frames = batvision_frames(
+        root, layout, split, max_depth=echo.echo_max_depth if echo else None,
+        lead_in=echo.lead_in_samples if echo else None)
+    if echo is not None:
+        if int(info['sample_rate']) != echo.features.sample_rate:
+            raise AvsInputError(f'{root}: {info["sample_rate"]} Hz recordings, the model '
+                                f'takes {echo.features.sample_rate} Hz')
+        if int(info['window_samples']) != echo.features.window_samples:
+            raise AvsInputError(f'{root}: {layout} cuts {info["window_samples"]}-sample echo '
+                                f'windows, the model takes {echo.features.window_samples}')
+    return count, frames
+
+
+def calibration_feeds(root: str, contract: ModelContract, layout: str = 'bv2',
+                      split: str = 'train', limit: int = 16) -> List[Dict[str, np.ndarray]]:
+    """Return up to ``limit`` frames of a split as model inputs (see ``dataset_frames``)."""
+    count, frames = dataset_frames(root, contract, layout, split)
+    sr = contract.echo.features.sample_rate if contract.takes_echo else None
+    feeds = []
+    for frame in frames:
+        if len(feeds) >= limit:
+            break
+        feeds.append(contract_feeds(contract, frame.rgb, frame.echo, sr))
+    if not feeds:
+        raise AvsInputError(f'{root}: split {split!r} has no frames to calibrate on')
+    return feeds
+
+
+class _Reader:
+    """``onnxruntime.quantization.CalibrationDataReader`` over prepared feeds."""
+
+    def __init__(self, feeds: Sequence[Dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        return next(self._it, None)
+
+
+def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]], *,
+                   keep_float: Sequence[str] = KEEP_FLOAT,
+                   op_types: Sequence[str] = QUANTIZED_OPS) -> ModelContract:
+    """Write the INT8 (QDQ, per-channel weights) version of ``model`` to ``out``.
+
+    ``feeds`` are calibration inputs (``calibration_feeds``); nodes whose names start with
+    one of ``keep_float`` stay in float. Returns the contract read back from ``out``.
+
+    Raises:
+        ModelContractError: ``model`` does not follow the contract (checked first).
+
+    """
+    from onnxruntime.quantization import (CalibrationMethod, quant_pre_process, QuantFormat,
+                                          quantize_static, QuantType)
+
+    contract = read_onnx_contract(model)
+    feeds = list(feeds)
+    if not feeds:
+        raise AvsInputError('no calibration frames given')
+    source = onnx.load(model)
+    meta = {p.key: p.value for p in source.metadata_props}
+    exclude = [n.name for n in source.graph.node
+               if any(n.name.startswith(k) for k in keep_float)]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = os.path.join(tmp, 'prepared.onnx')
+        # Shape inference and graph optimisation first, as ONNX Runtime recommends, so the
+        # quantizer sees Conv + BatchNorm etc. already folded.
+        quant_pre_process(model, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, out, _Reader(feeds), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
+                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax)
+    q = onnx.load(out)
+    del q.metadata_props[:]
+    meta[PREFIX + 'quantization'] = (
+        f'int8 static QDQ, per-channel int8 weights, uint8 activations, min/max over '
+        f'{len(feeds)} calibration frames; ops {"/".join(op_types)}; in float: '
+        f'{", ".join(keep_float) or "nothing"}')
+    for k, v in meta.items():
+        q.metadata_props.add(key=k, value=v)
+    onnx.save_model(q, out, save_as_external_data=False)
+    read_back = read_onnx_contract(out)
+    if read_back.to_metadata() != contract.to_metadata():
+        raise AvsInputError(f'{out}: the contract changed during quantization')
+    return read_back
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    p = argparse.ArgumentParser(description='INT8 static quantization (QDQ, per-channel '
+                                            'weights) of a contract ONNX model.')
+    p.add_argument('--model', required=True, help='float ONNX model (training.export)')
+    p.add_argument('--calib-root', required=True, help='BatVision-layout root (real or sim)')
+    p.add_argument('--out', required=True, help='INT8 ONNX file to write')
+    p.add_argument('--layout', default='bv2', choices=('bv2', 'bv1'))
+    p.add_argument('--split', default='train', help='split to calibrate on')
+    p.add_argument('--frames', type=int, default=16, help='calibration frames')
+    p.add_argument('--keep-float', nargs='*', default=list(KEEP_FLOAT), metavar='PREFIX',
+                   help='node-name prefixes to keep in float (default: the log-binomial head '
+                        'tail); give none to quantize everything')
+    args = p.parse_args(argv)
+    contract = read_onnx_contract(args.model)
+    feeds = calibration_feeds(args.calib_root, contract, args.layout, args.split, args.frames)
+    quantize_model(args.model, args.out, feeds, keep_float=args.keep_float)
+    mib = os.path.getsize(args.out) / 2 ** 20
+    print(f'{args.out}: {contract.kind} INT8 (QDQ), {len(feeds)} calibration frames from '
+          f'{args.calib_root} ({args.split}), {mib:.1f} MiB')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
