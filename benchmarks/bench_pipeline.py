@@ -2,7 +2,7 @@
 
 Runs echo features (STFT + resize), AVS-Net, the relative model and the scale fit on one
 camera frame at a time with ONNX Runtime, and prints median and 95th-percentile milliseconds
-per stage next to the 12 m acoustic round trip (70 ms), the target of DESIGN.md, with the
+per stage next to the 12 m acoustic round trip (70 ms), the latency target, with the
 load average before and after.
 
     python -m benchmarks.bench_pipeline --avs artifacts/models/avs_av.onnx \
