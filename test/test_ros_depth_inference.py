@@ -302,3 +302,17 @@ def test_every_parameter_has_a_description(ros, node_factory):
     assert all(d.description and d.read_only for d in described)
     assert "fallback = 'sometimes' is not one of" in _configure_fails(
         ros, avs_model='x.onnx', fallback='sometimes')
+
+
+def test_gpu_provider_parameters_are_checked_and_reach_the_sessions(ros, model_set, tmp_path):
+    cache = tmp_path / 'trt_engines'
+    node = DepthInferenceNode(context=ros.context, parameter_overrides=overrides(
+        avs_model=model_set['av'], providers=['cpu'], fallback='none', trt_fp16=True,
+        trt_engine_cache_dir=str(cache), cudnn_conv_algo_search='HEURISTIC'))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert cache.is_dir()  # TensorRT's engine cache, made when the options were built
+    finally:
+        node.destroy_node()
+    assert "cudnn_conv_algo_search = 'FAST' is not one of" in _configure_fails(
+        ros, avs_model=model_set['av'], cudnn_conv_algo_search='FAST')

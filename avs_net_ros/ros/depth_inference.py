@@ -43,6 +43,7 @@ from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.runtime.depth_engine import DepthEngine, DepthOutput, FALLBACKS
 from avs_net_ros.runtime.pairing import Pairer
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
+from avs_net_ros.runtime.session import gpu_provider_options
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.clock import Clock, ClockType
@@ -69,6 +70,17 @@ PARAMS = (
               'tensorrt, cpu work); unavailable ones are skipped and the active ones logged.'),
     ParamSpec('intra_op_threads', 0, 'ONNX Runtime intra-op threads per session; 0 = ONNX '
               "Runtime's default.", value_range=(0, 256)),
+    ParamSpec('gpu_device_id', 0, 'GPU index for the CUDA and TensorRT providers.',
+              value_range=(0, 64)),
+    ParamSpec('trt_fp16', False, 'Let TensorRT run layers in fp16 where it keeps the range '
+              '(the model file stays float32).'),
+    ParamSpec('trt_engine_cache_dir', '', 'Folder where TensorRT keeps its built engines; '
+              'empty = no cache, so every start rebuilds them (minutes for the default model).'),
+    ParamSpec('trt_workspace_gib', 2.0, "TensorRT's scratch memory limit per engine (GiB).",
+              value_range=(0.0625, 1024.0)),
+    ParamSpec('cudnn_conv_algo_search', 'EXHAUSTIVE', "The CUDA provider's cuDNN convolution "
+              'algorithm search: EXHAUSTIVE (benchmarks them on the first run), HEURISTIC or '
+              'DEFAULT.', choices=('EXHAUSTIVE', 'HEURISTIC', 'DEFAULT')),
     ParamSpec('scale_method', 'median', 'How the relative map is fitted to the pseudo-dense '
               'metric map (median is what the paper uses).', choices=SCALE_METHODS),
     ParamSpec('fallback', 'visual_model', 'What to publish when no usable echo came for '
@@ -189,7 +201,11 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         if not p['avs_model']:
             raise ValueError('parameter avs_model (path of the AVS-Net ONNX model) is not set')
         providers = list(p['providers'])
-        common = {'providers': providers, 'intra_op_threads': p['intra_op_threads']}
+        options = gpu_provider_options(
+            p['gpu_device_id'], p['trt_fp16'], p['trt_engine_cache_dir'], p['trt_workspace_gib'],
+            p['cudnn_conv_algo_search'])
+        common = {'providers': providers, 'intra_op_threads': p['intra_op_threads'],
+                  'provider_options': options}
         self.pipeline = MetricDepthPipeline(
             p['avs_model'], p['relative_model'] or None, scale_method=p['scale_method'],
             relative_output=p['relative_output'] or None, **common)
