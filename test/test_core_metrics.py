@@ -133,3 +133,11 @@ def test_median_scale_error_is_the_log_factor_off():
     assert median_scale_error(half, blocks, max_depth=30.0) == pytest.approx(np.log(2.0))
     with pytest.raises(EmptyMaskError):
         median_scale_error(np.full_like(gt, np.nan), gt, max_depth=30.0)
+
+
+def test_median_log_ratio_says_too_far_or_too_near():
+    from avs_net_ros.core.metrics import median_log_ratio
+
+    gt = np.linspace(1.0, 5.0, 48).reshape(6, 8)
+    assert median_log_ratio(gt * 2.0, gt, max_depth=30.0) == pytest.approx(np.log(2.0))
+    assert median_log_ratio(gt / 3.0, gt, max_depth=30.0) == pytest.approx(-np.log(3.0))

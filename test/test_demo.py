@@ -143,6 +143,9 @@ def test_verdict_says_plainly_whether_echoes_helped():
     big = score['rooms']['big']['scale_error']
     assert big[report.ROW_AV] == pytest.approx(abs(np.log(0.97)), abs=1e-6)
     assert big[report.ROW_V] == pytest.approx(abs(np.log(0.4)), abs=1e-6)
+    ratio = score['rooms']['big']['scale_ratio']   # the direction: 0.4 = too near
+    assert ratio[report.ROW_V] == pytest.approx(0.4, abs=1e-6)
+    assert '(×0.40)' in '\n'.join(report.room_lines(score['rooms']))
 
     helped, line = report.verdict(report.score_rooms(_runs((1.05, 0.7), (2.5, 0.8)), 30.0))
     assert helped and 'helped overall' in line and 'but NOT in big' in line

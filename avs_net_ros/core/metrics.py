@@ -157,8 +157,21 @@ def median_scale_error(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
     """Return ``|ln(median(pred) / median(gt))|`` on valid pixels: how wrong the scale is.
 
     The figure median scaling passes on to any relative model (0 = right scale, 0.69 = off by
-    a factor of two). Pixels count where the ground truth is valid (0 < gt <= max_depth) and
-    the prediction is finite and positive; predictions are clamped to [min_depth, max_depth].
+    a factor of two); ``median_log_ratio`` without the absolute value.
+
+    Raises:
+        EmptyMaskError: no pixel is valid in both.
+
+    """
+    return abs(median_log_ratio(pred, gt, max_depth=max_depth, min_depth=min_depth))
+
+
+def median_log_ratio(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
+                     min_depth: float = 1e-3) -> float:
+    """Return ``ln(median(pred) / median(gt))`` on valid pixels: > 0 too far, < 0 too near.
+
+    Pixels count where the ground truth is valid (0 < gt <= max_depth) and the prediction is
+    finite and positive; predictions are clamped to [min_depth, max_depth].
 
     Raises:
         EmptyMaskError: no pixel is valid in both.
@@ -178,7 +191,7 @@ def median_scale_error(pred: np.ndarray, gt: np.ndarray, *, max_depth: float,
     if not both.any():
         raise EmptyMaskError('no pixel is valid in both the prediction and the ground truth')
     med = float(np.median(np.clip(p[both], min_depth, max_depth)))
-    return abs(float(np.log(med / float(np.median(gt[both])))))
+    return float(np.log(med / float(np.median(gt[both]))))
 
 
 def _restrict(gt: GroundTruth, mask: np.ndarray) -> Tuple[np.ndarray, ...]:

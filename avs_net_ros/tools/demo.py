@@ -142,7 +142,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'rooms (0 < gt <= {score["max_depth"]:g} m), training seed {args.seed}:')
     print('\n'.join(table_lines(score['rows'])))
     print()
-    print('Per room (scale error = |ln(median(pred) / median(gt))| of the metric depth):')
+    print('Per room (scale error = |ln(median(pred) / median(gt))| of the metric depth; ×: '
+          'median(pred) / median(gt), > 1 too far, < 1 too near):')
     print('\n'.join(room_lines(score['rooms'])))
     print()
     print(verdict(score)[1])

@@ -7,11 +7,10 @@ of the same poses. The scale error of a frame is ``|ln(median(pred) / median(gt)
 """
 
 import json
-import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from avs_net_ros.core.metrics import median_scale_error
+from avs_net_ros.core.metrics import median_log_ratio
 from avs_net_ros.eval.figures import plot_depth_rows
 from avs_net_ros.eval.scoring import RecordedScorer
 from avs_net_ros.eval.tables import change, fmt, grid, metric_rows, METRICS, write_csv
@@ -29,8 +28,10 @@ def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
     """Score (room, with-echo RunRecord, without-echo RunRecord) runs on their common poses.
 
     Returns {'rows': metrics over all rooms' frames, 'rooms': {room: {'rows', 'scale_error'
-    {row: mean}, 'gt_median' (m), 'frames'}}, 'per_frame', 'frames' (maps for the panel),
-    'poses' {room: counts}, 'max_depth'}.
+    {row: mean over frames of |ln(median(pred) / median(gt))|}, 'scale_ratio' {row: geometric
+    mean over frames of median(pred) / median(gt): > 1 too far, < 1 too near}, 'gt_median' (m),
+    'frames'}}, 'per_frame', 'frames' (maps for the panel), 'poses' {room: counts},
+    'max_depth'}.
 
     Raises:
         RuntimeError: a room's two runs have no pose in common.
@@ -58,13 +59,14 @@ def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
             per_frame.append(dict(scorer.per_frame[-1], room=room))
             for row, pred in maps.items():
                 errors.setdefault(row, []).append(
-                    median_scale_error(pred, a['gt'], max_depth=max_depth, min_depth=min_depth))
+                    median_log_ratio(pred, a['gt'], max_depth=max_depth, min_depth=min_depth))
             gt = a['gt'][np.isfinite(a['gt']) & (a['gt'] > 0) & (a['gt'] <= max_depth)]
             gt_medians.append(float(np.median(gt)))
             frames.append({'rgb': a['rgb'], 'gt': a['gt'], 'with': a['metric'],
                            'without': b['metric'], 'room': room})
         rooms[room] = {'rows': scorer.result(),
-                       'scale_error': {r: float(np.mean(e)) for r, e in errors.items()},
+                       'scale_error': {r: float(np.mean(np.abs(e))) for r, e in errors.items()},
+                       'scale_ratio': {r: float(np.exp(np.mean(e))) for r, e in errors.items()},
                        'gt_median': float(np.mean(gt_medians)), 'frames': len(common)}
         poses[room] = {'with_echoes': len(av), 'without_echoes': len(v), 'common': len(common)}
     return {'rows': overall.result(), 'rooms': rooms, 'per_frame': per_frame,
@@ -116,15 +118,17 @@ def room_lines(rooms: Dict[str, Dict[str, Any]], markdown: bool = False) -> List
     body = []
     for room, s in rooms.items():
         e, r = s['scale_error'], s['rows']
-        body.append([room, f'{s["gt_median"]:.2f}', _factor(e[ROW_V]), _factor(e[ROW_AV]),
+        q = s['scale_ratio']
+        body.append([room, f'{s["gt_median"]:.2f}', _factor(e[ROW_V], q[ROW_V]),
+                     _factor(e[ROW_AV], q[ROW_AV]),
                      f'{r[ROW_V]["delta1"]:.3f}', f'{r[ROW_AV]["delta1"]:.3f}',
                      str(s['frames'])])
     return grid(head, body, markdown)
 
 
-def _factor(err: float) -> str:
-    """Scale error with the factor it means (0.405 -> '0.405 (x1.50)')."""
-    return f'{err:.3f} (×{math.exp(err):.2f})'
+def _factor(err: float, ratio: float) -> str:
+    """Scale error with the factor the scale is off by: '0.405 (x1.50)' too far, 'x0.67' near."""
+    return f'{err:.3f} (×{ratio:.2f})'
 
 
 def plot_frames(frames: Sequence[Dict[str, Any]], max_depth: float, path: str) -> None:
@@ -159,8 +163,9 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
     helped, line = verdict(score)
     write_csv(files['csv'], ['row', *COLUMNS, 'frames'],
               [[r] + [m[c] for c in COLUMNS] + [m['frames']] for r, m in rows.items()])
-    write_csv(files['rooms'], ['room', 'row', 'scale_error', *COLUMNS, 'frames', 'gt_median_m'],
-              [[room, r, s['scale_error'][r]] + [m[c] for c in COLUMNS]
+    write_csv(files['rooms'], ['room', 'row', 'scale_error', 'scale_ratio', *COLUMNS, 'frames',
+                               'gt_median_m'],
+              [[room, r, s['scale_error'][r], s['scale_ratio'][r]] + [m[c] for c in COLUMNS]
                + [m['frames'], s['gt_median']]
                for room, s in rooms.items() for r, m in s['rows'].items()])
     write_csv(files['per_frame'], ['room', 'stamp_ns', 'row', *COLUMNS],
@@ -179,7 +184,8 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
           f'(depth range 0 < gt ≤ {score["max_depth"]:g} m, mean of per-frame figures).', '',
           f'**{line}**', '', '## All rooms', '', *table_lines(rows, markdown=True), '',
           '## Per room', '', 'Scale error: mean over frames of |ln(median(pred) / '
-          'median(gt))| of the published metric depth (×: the factor it is off by).', '',
+          'median(gt))| of the published metric depth (×: the geometric mean of median(pred) / '
+          'median(gt), above 1 too far, below 1 too near).', '',
           *room_lines(rooms, markdown=True), '',
           'Rows: metric depth = relative model × MEDIAN(M_p)/MEDIAN(relative), with M_p from '
           'the audio-visual model (echoes) or the visual-only one (no echoes); M_p rows are '
