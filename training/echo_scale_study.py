@@ -4,7 +4,7 @@
 
 Generates (once) the demo's training family (``config/sim/demo_train.yaml``: 480 train / 40
 val / 80 test frames, 2 per room), the three demo evaluation rooms (``config/sim/demo_rooms``,
-16 frames each) and the demo's former training set (bv2_like, 16 rooms of 10 frames), then
+16 frames each) and a set with few rooms (bv2_like, 16 rooms of 10 frames), then
 trains every setting below with ``training/configs/demo.yaml`` and the overrides listed, one
 run per seed, two single-thread processes at a time, and scores the median-scale error
 ``|ln(median(pred) / median(gt))|`` (``training.scale_diagnosis``) on the test split (mean over
@@ -31,16 +31,16 @@ SETTINGS: Dict[str, Tuple[str, int, List[str]]] = {
                                                       'model.echo_scale=anchor']),
     'AV, paper branch, 60 steps': ('train', 60, ['model.echo_scale=none']),
     'AV, ResNet + echo scale loss, 60 steps': ('train', 60, ['model.echo_scale=aux']),
-    'V, former demo data (16 rooms x 10 frames)': ('former', 200, ['model.variant=v']),
-    'AV paper branch, former demo data': ('former', 200, ['model.echo_scale=none']),
+    'V, few rooms (16 rooms x 10 frames)': ('few_rooms', 200, ['model.variant=v']),
+    'AV paper branch, few rooms': ('few_rooms', 200, ['model.echo_scale=none']),
 }
 ROOMS = ('office', 'corridor', 'hall')
 _GEN = ['--layout', 'bv2', '--width', '160', '--height', '96', '--workers', '2', '--quiet']
 DATA = {
     'train': ['--family-config', 'config/sim/demo_train.yaml', '--train', '480', '--val',
               '40', '--test', '80', '--seed', '5', '--frames', '2'],
-    'former': ['--family', 'bv2_like', '--train', '160', '--val', '20', '--test', '0',
-               '--seed', '11', '--frames', '10'],
+    'few_rooms': ['--family', 'bv2_like', '--train', '160', '--val', '20', '--test', '0',
+                  '--seed', '11', '--frames', '10'],
     **{room: ['--family-config', f'config/sim/demo_rooms/{room}.yaml', '--train', '0',
               '--val', '0', '--test', '16', '--seed', str(90 + i), '--frames', '2']
        for i, room in enumerate(ROOMS)},
@@ -99,7 +99,7 @@ def main(argv: Optional[list] = None) -> None:
         if not os.path.isdir(out):
             subprocess.run([py, '-m', 'avs_net_ros.datasets.generate', '--out', out]
                            + extra + _GEN, check=True)
-    runs = [(n, s) for n in names for s in (seeds if 'former' not in n else seeds[:1])]
+    runs = [(n, s) for n in names for s in (seeds if 'few rooms' not in n else seeds[:1])]
     jobs = []
     for name, seed in runs:
         data, steps, sets = SETTINGS[name]
