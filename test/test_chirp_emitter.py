@@ -174,7 +174,9 @@ def test_missing_direct_path_and_clipping_are_reported_and_the_node_keeps_runnin
     outside = PoseStamped()
     outside.pose.position.x, outside.pose.orientation.w = 50.0, 1.0
     poses.publish(outside)
-    wait_for(lambda: 'sim_pose ignored' in node.log(), 20, 'the bad pose to be refused')
+    wait_for(lambda: diag_value(diags, 'sim_poses_refused') >= 1, 20,
+             'the bad pose to be refused (diagnostics)')
+    assert 'sim_pose ignored' in node.log()  # and the reason is logged
     moved = PoseStamped()
     moved.pose.position.x, moved.pose.position.y, moved.pose.position.z = 1.0, 1.0, 1.2
     moved.pose.orientation.z, moved.pose.orientation.w = np.sin(0.4), np.cos(0.4)

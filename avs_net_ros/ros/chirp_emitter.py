@@ -196,6 +196,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         self._inputs: List[Any] = []
         self._last_info: Optional[String] = None
         self.published = 0
+        self.poses_refused = 0
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
@@ -279,6 +280,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         try:
             backend.set_pose(CameraPose(p.x, p.y, p.z, yaw, -pitch))
         except AvsInputError as e:
+            self.poses_refused += 1
             self.get_logger().warning(f'sim_pose ignored: {e}', throttle_duration_sec=1.0)
 
     def _validate_params(self, params: List[Any]) -> SetParametersResult:
@@ -344,7 +346,8 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         hw = 'simulated room' if self.params['backend'] == 'sim' else (
             str(self.backend.describe()) if self.backend is not None
             else f'device {self.params["device"] or "default"}')
-        values = {'lifecycle_state': state, 'echoes_published': str(self.published)}
+        values = {'lifecycle_state': state, 'echoes_published': str(self.published),
+                  'sim_poses_refused': str(self.poses_refused)}
         if engine is not None:
             status = engine.status()
             values.update(status.values)
