@@ -137,6 +137,20 @@ def test_depth_inference_transitions_over_dds(model_set, tmp_path):
     assert code == 0, node.log()
 
 
+def _configure_fails_and_stays_alive(client, fqn, node, diags, status_name):
+    """Configure ``fqn`` (unconfigured): it must fail, stay alive and report ERROR; return it."""
+    wait_for(lambda: client.get_state(fqn, timeout=1.0) == 'unconfigured', 60,
+             f'{fqn} to answer get_state, unconfigured')
+    assert not client.change_state(fqn, 'configure')
+    assert client.get_state(fqn) == 'unconfigured'
+    assert node.proc.poll() is None, node.log()
+
+    def error_status():
+        st = _status(diags, status_name)
+        return st if st is not None and st.level == DiagnosticStatus.ERROR else None
+    return wait_for(error_status, 10, 'an ERROR status naming the problem')
+
+
 def test_depth_inference_configure_failure_keeps_the_node_alive(tmp_path):
     missing = str(tmp_path / 'no_such_avs.onnx')
     ros = RosHarness(DEPTH_DOMAIN)
@@ -145,14 +159,8 @@ def test_depth_inference_configure_failure_keeps_the_node_alive(tmp_path):
     node = DepthProcess({'autostart': 'false', 'avs_model': missing, 'providers': '[cpu]',
                          'diagnostics_period': 0.2}, str(tmp_path / 'depth.log'))
     try:
-        wait_for(lambda: client.get_state(DEPTH, timeout=1.0) == 'unconfigured', 60,
-                 'the unconfigured node to answer get_state')
-        assert not client.change_state(DEPTH, 'configure')
-        assert client.get_state(DEPTH) == 'unconfigured'
-        assert node.proc.poll() is None, node.log()
-        status = wait_for(lambda: (lambda s: s if s is not None and s.level
-                                   == DiagnosticStatus.ERROR else None)(
-            _status(diags, 'depth_inference')), 10, 'an ERROR status naming the problem')
+        status = _configure_fails_and_stays_alive(client, DEPTH, node, diags,
+                                                  'depth_inference')
         assert status.message == ('unconfigured: configure failed: model file not found: '
                                   f'{missing}'), status.message
         assert f'configure failed: model file not found: {missing}' in node.log()
@@ -231,14 +239,8 @@ def test_chirp_emitter_configure_failure_names_the_problem(tmp_path):
                                                                             0.0]}),
                        str(tmp_path / 'emitter.log'))
     try:
-        wait_for(lambda: client.get_state(EMITTER, timeout=1.0) == 'unconfigured', 60,
-                 'the unconfigured emitter to answer get_state')
-        assert not client.change_state(EMITTER, 'configure')
-        assert client.get_state(EMITTER) == 'unconfigured'
-        assert node.proc.poll() is None, node.log()
-        status = wait_for(lambda: (lambda s: s if s is not None and s.level
-                                   == DiagnosticStatus.ERROR else None)(
-            _status(diags, 'chirp_emitter')), 10, 'an ERROR status naming the problem')
+        status = _configure_fails_and_stays_alive(client, EMITTER, node, diags,
+                                                  'chirp_emitter')
         assert 'configure failed: rig point [50.02, 1.5, 1.32] is outside the room' in \
             status.message, status.message
     finally:
