@@ -78,7 +78,7 @@ def test_sim_params_follow_the_av_contract_and_reject_a_visual_model(tmp_path, m
         p = yaml.safe_load(f)['/**/sim_robot']['ros__parameters']
     assert p['echo_max_range'] == pytest.approx(6.0) and p['echo_lead_in_samples'] == 0
     assert p['chirp_every'] == 1 and p['family_config'] == 'office.yaml'
-    assert p['num_poses'] == 5
+    assert p['num_poses'] == 5 and p['trajectory'] == 'tour'
     with pytest.raises(ValueError, match='takes no echo'):
         demo_graph.sim_params(str(tmp_path / 'bad.yaml'), model_set['v'], seed=3, poses=5,
                               rate=2.0, width=40, height=30)

@@ -4,7 +4,7 @@ from avs_net_ros.core.acoustics import align_to_direct_path, make_chirp
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.datasets.features import DEFAULT_LEAD_IN
 from avs_net_ros.sim.families import (BV1_LIKE, BV2_LIKE, family_from_dict, get_family,
-                                      sample_scene, sample_trajectory)
+                                      sample_scene, sample_tour, sample_trajectory)
 from avs_net_ros.sim.render import render
 from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.scene import Box, Scene, shoebox
@@ -83,6 +83,20 @@ def test_families_sample_valid_scenes_and_smooth_trajectories(family):
             assert np.hypot(b.x - a.x, b.y - a.y) <= family.step * scene.scale + 1e-9
         out = render(scene, poses[-1], Intrinsics.from_fov(48, 32))
         assert np.isfinite(out.depth).all() and out.depth.min() > 0
+
+
+def test_a_tour_spreads_independent_views_over_the_room():
+    """A tour's poses lie in the room and are far apart, unlike a walk's consecutive poses."""
+    rng = np.random.default_rng(5)
+    scene = sample_scene(BV2_LIKE, rng)
+    tour = sample_tour(BV2_LIKE, scene, 12, np.random.default_rng(6))
+    walk = sample_trajectory(BV2_LIKE, scene, 12, np.random.default_rng(6))
+    assert len(tour) == 12 and all(scene.contains(p.x, p.y) for p in tour)
+
+    def spread(poses):
+        return float(np.mean([np.hypot(a.x - b.x, a.y - b.y) for a, b in zip(poses, poses[1:])]))
+    assert spread(tour) > 10 * spread(walk)
+    assert np.ptp([p.yaw for p in tour]) > np.pi  # headings all round, not one direction
 
 
 def test_bv1_family_is_smaller_than_bv2():

@@ -29,7 +29,7 @@ from avs_net_ros.ros.params import declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.sim.families import (get_family, load_family_file, sample_scene,
-                                      sample_trajectory)
+                                      sample_tour, sample_trajectory)
 from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped
@@ -51,6 +51,9 @@ PARAMS = (
               value_range=(0, 2 ** 31 - 1)),
     ParamSpec('num_poses', 300, 'Poses in the trajectory; it is replayed in a loop.',
               value_range=(1, 100000)),
+    ParamSpec('trajectory', 'walk', "How the poses are drawn: 'walk' (a robot wandering "
+              "through the room, consecutive frames overlap) or 'tour' (independent poses spread "
+              'over the room, one view each).', choices=('walk', 'tour')),
     ParamSpec('frame_rate', 10.0, 'Camera frames per second.', value_range=(0.1, 120.0)),
     ParamSpec('width', 160, 'Image width (pixels).', value_range=(8, 4096)),
     ParamSpec('height', 120, 'Image height (pixels).', value_range=(8, 4096)),
@@ -112,8 +115,8 @@ class SimRobotNode(Node):
         family = (load_family_file(p['family_config']) if p['family_config']
                   else get_family(p['family']))
         self.scene = sample_scene(family, rng)
-        self.poses: List[CameraPose] = list(sample_trajectory(family, self.scene,
-                                                              p['num_poses'], rng))
+        draw = sample_tour if p['trajectory'] == 'tour' else sample_trajectory
+        self.poses: List[CameraPose] = list(draw(family, self.scene, p['num_poses'], rng))
         self.world = SimulatedWorld(self.scene, hfov_deg=p['hfov_deg'])
         self.intrinsics = self.world.intrinsics(p['width'], p['height'])
         self._frames: dict = {}

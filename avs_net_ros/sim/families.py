@@ -250,6 +250,16 @@ def sample_pose(family: SceneFamily, scene: Scene, rng: np.random.Generator,
     raise AvsInputError(f'no free camera position in scene {scene.name}')
 
 
+def sample_tour(family: SceneFamily, scene: Scene, num_poses: int, rng: np.random.Generator,
+                margin: float = 0.5) -> Tuple[CameraPose, ...]:
+    """Return ``num_poses`` independent poses spread over ``scene`` (a robot touring a room).
+
+    Unlike ``sample_trajectory``, no two views overlap, so figures averaged over a tour describe
+    the room rather than one view of it.
+    """
+    return tuple(sample_pose(family, scene, rng, margin) for _ in range(int(num_poses)))
+
+
 def sample_trajectory(family: SceneFamily, scene: Scene, num_frames: int,
                       rng: np.random.Generator, margin: float = 0.5) -> Tuple[CameraPose, ...]:
     """Return ``num_frames`` consecutive poses of a robot wandering through ``scene``.

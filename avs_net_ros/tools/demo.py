@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--room-seed', type=int, default=2026,
                    help='seed of the first room and its trajectory (the next rooms add 1, 2..)')
     p.add_argument('--domain-id', type=int, default=30, help='ROS_DOMAIN_ID (30-39)')
-    p.add_argument('--poses', type=int, default=8, help='poses per room')
+    p.add_argument('--poses', type=int, default=12, help='poses per room (independent views)')
     p.add_argument('--rate', type=float, default=3.0, help='camera frame rate (Hz)')
     p.add_argument('--size', default='160x96', help='camera WIDTHxHEIGHT (the training size)')
     p.add_argument('--panels-per-room', type=int, default=1, help='frames per room in the PNG')

@@ -18,10 +18,12 @@ import numpy as np
 
 def sim_params(path: str, av_model: str, *, seed: int, poses: int, rate: float,
                width: int, height: int, family: str = 'bv2_like',
-               family_config: str = '') -> str:
+               family_config: str = '', trajectory: str = 'tour') -> str:
     """Write sim_robot's parameter file so its echoes match the AV model's contract.
 
-    ``family_config`` (a scene-family YAML file) replaces ``family`` when given.
+    ``family_config`` (a scene-family YAML file) replaces ``family`` when given. The default
+    ``trajectory`` is a tour: independent views spread over the room, so a room's figures are
+    not those of one view (a walk's poses are centimetres apart).
     """
     from avs_net_ros.core.contract import read_onnx_contract
     import yaml
@@ -31,7 +33,7 @@ def sim_params(path: str, av_model: str, *, seed: int, poses: int, rate: float,
         raise ValueError(f'{av_model} takes no echo; the demo needs an audio-visual model')
     lead_in = int(echo.lead_in_samples)
     params = {'family': family, 'family_config': family_config, 'seed': int(seed),
-              'num_poses': int(poses),
+              'num_poses': int(poses), 'trajectory': trajectory,
               'frame_rate': float(rate), 'width': int(width), 'height': int(height),
               'sensor_invalid': True, 'echo_noise': True, 'chirp_every': 1,
               'echo_max_range': float(echo.echo_max_depth),
