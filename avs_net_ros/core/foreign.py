@@ -34,7 +34,7 @@ FIELDS: Dict[str, str] = {
               'affine_disparity (disparity up to a scale and a shift: MiDaS, Depth Anything) '
               'or metric_depth (a zero-shot metric model such as ZoeDepth, used as relative '
               "depth). 'auto' scaling picks scale_shift for affine_disparity, median otherwise.",
-    'input_size': '[height, width] the image is resized to; [0, 0] = the graph\'s fixed input '
+    'input_size': "[height, width] the image is resized to; [0, 0] = the graph's fixed input "
                   'size, or the short_side rule when its height and width are dynamic.',
     'short_side': 'For a graph with dynamic height and width and no input_size: resize the '
                   'camera image, aspect ratio kept, so that its shorter side has this many '
@@ -297,7 +297,7 @@ class ForeignModel:
 
     @property
     def contract(self) -> ModelContract:
-        """A relative-model contract (image size: fixed, or the size fed for a square image)."""
+        """Return a relative-model contract (image size: fixed, or that fed for a square image)."""
         side = self.spec.short_side
         return ModelContract(KIND_RELATIVE, self.input_size((side, side)),
                              relative_output=self.spec.output)
@@ -365,7 +365,7 @@ def _size(spec: ForeignModelSpec, gh: object, gw: object
         bad = [f'{what} {d}' for what, d, g in zip(('height', 'width'), static, given)
                if d is not None and d != g]
         if bad:
-            return None, [f'input_size {list(given)} contradicts the graph\'s fixed '
+            return None, [f"input_size {list(given)} contradicts the graph's fixed "
                           f'{", ".join(bad)}']
         return given, []
     if all(d is not None for d in static):
@@ -379,7 +379,7 @@ def _size(spec: ForeignModelSpec, gh: object, gw: object
     if any(d is not None for d in static):
         return None, [f'the graph fixes only part of the size ({gh} x {gw}): give input_size']
     if not spec.short_side:
-        return None, [f'the graph\'s height and width are dynamic ({gh} x {gw}): give '
+        return None, [f"the graph's height and width are dynamic ({gh} x {gw}): give "
                       'input_size (a fixed size) or short_side (resize the camera image, '
                       'aspect kept), with size_multiple if the model needs one']
     return None, []
@@ -409,7 +409,7 @@ def suggest_spec(graph: OnnxGraph) -> Tuple[Dict[str, Any], List[str]]:
     if hint:
         values.update(output=hint[0], mean=list(hint[3]), std=list(hint[4]))
         notes.append(f'output kind and normalisation guessed from the file name ({hint[0]}); '
-                     'check them against the model\'s documentation')
+                     "check them against the model's documentation")
     else:
         notes.append('output kind unknown: set relative_output (MiDaS, Depth Anything: '
                      'affine_disparity; ZoeDepth: metric_depth)')

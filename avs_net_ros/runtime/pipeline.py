@@ -141,7 +141,7 @@ class MetricDepthPipeline:
         if relative_spec is not None and relative_output and (
                 relative_spec.output != relative_output):
             raise AvsInputError(f'relative_output {relative_output!r} contradicts the '
-                                f'description\'s output {relative_spec.output!r}')
+                                f"description's output {relative_spec.output!r}")
         self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V),
                          provider_options)
         self.relative = None
