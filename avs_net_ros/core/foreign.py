@@ -297,7 +297,7 @@ class ForeignModel:
 
     @property
     def contract(self) -> ModelContract:
-        """Return a relative-model contract (image size: fixed, or that fed for a square image)."""
+        """Return the relative-model contract: image size fixed, or that fed for a square image."""
         side = self.spec.short_side
         return ModelContract(KIND_RELATIVE, self.input_size((side, side)),
                              relative_output=self.spec.output)
