@@ -95,7 +95,7 @@ def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threa
                      foreign=foreign)
 
 
-def _single_map(out: np.ndarray, path: str) -> np.ndarray:
+def single_map(out: np.ndarray, path: str) -> np.ndarray:
     """Return the one (H, W) map of a model output shaped (1, 1, H, W), (1, H, W) or (H, W)."""
     if out.ndim < 2 or int(np.prod(out.shape[:-2])) != 1:
         raise AvsInputError(f'{path} returned shape {list(out.shape)}, not one depth map')
@@ -272,7 +272,7 @@ class MetricDepthPipeline:
         image = _image(rgb, self.relative_input_size(rgb.shape[:2]), images)
         if model.foreign is not None:
             image = model.foreign.preprocess(image)
-        return _single_map(model.run({model.image_input: image}), model.path)
+        return single_map(model.run({model.image_input: image}), model.path)
 
     def relative_input_size(self, hw: Tuple[int, int]) -> Tuple[int, int]:
         """Return the (height, width) the relative model is fed for a camera image ``hw``."""
