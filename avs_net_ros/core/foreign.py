@@ -11,6 +11,7 @@ runtime feeds; ``suggest_spec`` proposes one for a file (``avs_validate_model``)
 """
 
 from dataclasses import asdict, dataclass
+import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -256,7 +257,7 @@ def read_spec_file(path: str) -> ForeignModelSpec:
 
 
 def _round(x: float, multiple: int) -> int:
-    return max(multiple, int(round(x / multiple)) * multiple)
+    return max(multiple, int(math.floor(x / multiple + 0.5)) * multiple)  # halves round up
 
 
 @dataclass(frozen=True)
