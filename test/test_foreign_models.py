@@ -10,7 +10,7 @@ import glob
 import json
 import os
 
-from avs_net_ros.core.contract import KIND_AV, KIND_V, read_onnx_graph
+from avs_net_ros.core.contract import KIND_AV, read_onnx_graph
 from avs_net_ros.core.errors import AvsInputError, ModelContractError
 from avs_net_ros.core.foreign import (ForeignModelSpec, read_spec_file, resolve_foreign,
                                       suggest_spec)
@@ -116,14 +116,14 @@ def test_description_is_checked_against_the_graph(models):
     with pytest.raises(ModelContractError, match='dynamic .* give input_size .* or '
                                                  'short_side'):
         resolve_foreign(ForeignModelSpec('affine_disparity'), graph)
-    with pytest.raises(ModelContractError, match=r"input_name 'image' is not an input of the "
+    with pytest.raises(ModelContractError, match="input_name 'image' is not an input of the "
                                                  r"graph; it has \['pixel_values'\]"):
         resolve_foreign(ForeignModelSpec('affine_disparity', short_side=56,
                                          input_name='image'), graph)
     fixed = read_onnx_graph(models['midas'])
-    assert resolve_foreign(ForeignModelSpec('affine_disparity'), fixed).fixed_size == (256,
-                                                                                       256)
-    with pytest.raises(ModelContractError, match=r"input_size \[384, 384\] contradicts the "
+    assert resolve_foreign(ForeignModelSpec('affine_disparity'), fixed).fixed_size == (
+        256, 256)
+    with pytest.raises(ModelContractError, match=r'input_size \[384, 384\] contradicts the '
                                                  "graph's fixed height 256, width 256"):
         resolve_foreign(ForeignModelSpec('affine_disparity', input_size=(384, 384)), fixed)
 
@@ -230,7 +230,7 @@ def test_validator_explains_a_foreign_file_and_checks_a_description(models, caps
     assert "input 'pixel_values': FLOAT ['batch', 3, 'height', 'width']" in out
     assert "output 'predicted_depth': FLOAT ['batch', 'height', 'width']" in out
     assert 'relative_output' in out and 'relative_mean' in out
-    assert 'relative_output: \'affine_disparity\'' in out          # from the file name
+    assert "relative_output: 'affine_disparity'" in out          # from the file name
     assert 'relative_short_side: 518' in out and 'relative_size_multiple: 14' in out
     assert '--relative-params' in out and 'carries no avs_net_ros metadata' in err
     # the suggestion, saved, is a working description
