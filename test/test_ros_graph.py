@@ -62,6 +62,25 @@ def test_models_providers_topics_and_namespace_are_applied(tmp_path):
     assert '__ns:=robot1' in args and args[args.index('--params-file') + 1] == str(params)
 
 
+def test_a_third_party_relative_model_is_described_by_an_extra_parameter_file(tmp_path):
+    depth = _by_name(resolve({'relative_model': '/m/midas.onnx',
+                              'relative_params_file': 'foreign/midas_v21_small.yaml'})
+                     )['depth_inference']
+    assert depth.params_files == [os.path.join(CONFIG, 'depth_inference.yaml'),
+                                  os.path.join(CONFIG, 'foreign', 'midas_v21_small.yaml')]
+    args = depth.ros_arguments()
+    assert args.count('--params-file') == 2  # the description is read after the main file
+    own = tmp_path / 'mine.yaml'
+    own.write_text('/**/depth_inference:\n  ros__parameters:\n    relative_output: depth\n')
+    depth = _by_name(resolve({'relative_params_file': str(own),
+                              'relative_output': 'metric_depth'}))['depth_inference']
+    assert depth.params_files[-1] == str(own)
+    assert depth.parameters['relative_output'] == 'metric_depth'
+    with pytest.raises(FileNotFoundError, match='relative_params_file: parameter file not '
+                                                'found: foreign/nope.yaml'):
+        resolve({'relative_params_file': 'foreign/nope.yaml'})
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"unknown launch argument\(s\) \['use_gpu'\]"):
         resolve({'use_gpu': 'true'})

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from avs_net_ros.core.acoustics import echo_window_samples
 from avs_net_ros.core.errors import ModelContractError
+from avs_net_ros.core.scale import RELATIVE_OUTPUTS
 from avs_net_ros.core.spectrogram import EchoFeatureConfig, StftConfig
 
 CONTRACT_VERSION = 1
@@ -53,7 +54,7 @@ METADATA_KEYS: Dict[str, str] = {
     'lead_in_samples': 'samples before the direct-path onset at the start of the window',
     'spec_height': 'spectrogram input height',
     'spec_width': 'spectrogram input width',
-    'relative_output': "'depth' or 'disparity' (relative models)",
+    'relative_output': f'one of {RELATIVE_OUTPUTS} (relative models)',
 }
 _COMMON = ('contract_version', 'model_kind', 'image_height', 'image_width')
 _ECHO = ('sample_rate', 'channels', 'n_fft', 'win_length', 'hop_length', 'stft_power',
@@ -164,8 +165,8 @@ class ModelContract:
         if values['contract_version'] != CONTRACT_VERSION:
             problems.append(f'contract version {values["contract_version"]} is not supported '
                             f'(this runtime reads version {CONTRACT_VERSION})')
-        if kind == KIND_RELATIVE and values['relative_output'] not in ('depth', 'disparity'):
-            problems.append(f"{PREFIX}relative_output must be 'depth' or 'disparity', got "
+        if kind == KIND_RELATIVE and values['relative_output'] not in RELATIVE_OUTPUTS:
+            problems.append(f'{PREFIX}relative_output must be one of {RELATIVE_OUTPUTS}, got '
                             f'{values["relative_output"]!r}')
         if kind != KIND_RELATIVE and not 0 <= values['min_depth'] < values['max_depth']:
             problems.append(f'min_depth {values["min_depth"]} / max_depth '
@@ -236,15 +237,52 @@ def _check_io(kind: str, v: Dict[str, object], inputs: Optional[Dict[str, Sequen
     return problems
 
 
-def read_onnx_contract(path: str) -> ModelContract:
-    """Read and check the contract of an ONNX file without loading its weights.
+#: What to tell the user of a model without metadata: how to describe a third-party model.
+FOREIGN_HINT = (
+    'A third-party relative-depth model (MiDaS, Depth Anything, ZoeDepth, ...) can be the '
+    'relative model once its output kind is given: the depth_inference parameter '
+    'relative_output (or a parameter file like config/foreign/*.yaml), avs_eval_bag '
+    '--relative-set NAME.output=KIND (or --relative-params NAME=FILE.yaml), or '
+    'MetricDepthPipeline(relative_output=KIND); KIND is one of '
+    + ', '.join(RELATIVE_OUTPUTS) + '. `avs_validate_model FILE` prints its inputs and '
+    'outputs and a suggested description.')
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    """What an ONNX file declares, read without its weights.
+
+    Attributes:
+        path: The file.
+        metadata: All ``metadata_props`` (prefixed keys).
+        inputs: Graph inputs (initialisers excluded): name -> dims (int, or the symbolic
+            name / '?' of a dynamic axis), in graph order.
+        outputs: Graph outputs: name -> dims, in graph order.
+        types: Element type name ('FLOAT', 'FLOAT16', 'UINT8', ...) of each input and output.
+
+    """
+
+    path: str
+    metadata: Dict[str, str]
+    inputs: Dict[str, List[object]]
+    outputs: Dict[str, List[object]]
+    types: Dict[str, str]
+
+    @property
+    def has_contract(self) -> bool:
+        """Whether the file carries any avs_net_ros metadata (``avs_net.*`` keys)."""
+        return any(k.startswith(PREFIX) for k in self.metadata)
+
+
+def read_onnx_graph(path: str) -> OnnxGraph:
+    """Read an ONNX file's metadata, inputs and outputs without loading its weights.
 
     Raises:
         FileNotFoundError: the file does not exist (the path is named).
-        ModelContractError: the file is not an ONNX model, or does not follow the contract.
+        ModelContractError: the file is not a readable ONNX model.
 
     """
-    import onnx  # only the validator needs the onnx package
+    import onnx  # only reading files needs the onnx package
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f'model file not found: {path}')
@@ -255,10 +293,40 @@ def read_onnx_contract(path: str) -> ModelContract:
     if not model.graph.node:
         raise ModelContractError(f'{path} is not a readable ONNX model: it has no graph nodes')
     init = {i.name for i in model.graph.initializer}
-    inputs = {i.name: _dims(i) for i in model.graph.input if i.name not in init}
-    outputs = {o.name: _dims(o) for o in model.graph.output}
-    meta = {p.key: p.value for p in model.metadata_props}
-    return ModelContract.from_metadata(meta, inputs, outputs, source=path)
+    values = [i for i in model.graph.input if i.name not in init] + list(model.graph.output)
+    types = {v.name: onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type)
+             for v in values}
+    return OnnxGraph(path, {p.key: p.value for p in model.metadata_props},
+                     {i.name: _dims(i) for i in model.graph.input if i.name not in init},
+                     {o.name: _dims(o) for o in model.graph.output}, types)
+
+
+def contract_of(graph: OnnxGraph) -> ModelContract:
+    """Check and return the contract of a read graph (``read_onnx_graph``).
+
+    Raises:
+        ModelContractError: the metadata is missing (the message says how to use a
+            third-party model) or breaks the contract.
+
+    """
+    if not graph.has_contract:
+        raise ModelContractError(
+            f'{graph.path} carries no avs_net_ros metadata ({PREFIX}* keys): it was not '
+            f'exported by training.export. {FOREIGN_HINT}')
+    return ModelContract.from_metadata(graph.metadata, graph.inputs, graph.outputs,
+                                       source=graph.path)
+
+
+def read_onnx_contract(path: str) -> ModelContract:
+    """Read and check the contract of an ONNX file without loading its weights.
+
+    Raises:
+        FileNotFoundError: the file does not exist (the path is named).
+        ModelContractError: the file is not an ONNX model, or does not follow the contract
+            (without any metadata: the message says how to use a third-party model).
+
+    """
+    return contract_of(read_onnx_graph(path))
 
 
 def _dims(value_info) -> List[object]:

@@ -18,6 +18,27 @@ import numpy as np
 
 SCALE_METHODS = ('median', 'least_squares', 'scale_shift')
 RELATIVE_KINDS = ('depth', 'disparity')
+#: What a relative model may output, and what each means for scaling:
+#: 'depth' and 'disparity' are right up to a scale (median); 'affine_disparity' is disparity
+#: up to a scale and a shift (MiDaS, Depth Anything: scale-and-shift); 'metric_depth' is a
+#: zero-shot metric model (ZoeDepth, ...) used as relative depth (median).
+RELATIVE_OUTPUTS = ('depth', 'disparity', 'affine_disparity', 'metric_depth')
+#: ``scale_method`` value that picks ``default_scale_method`` of the relative output.
+AUTO_SCALE = 'auto'
+
+
+def output_relative_kind(output: str) -> str:
+    """Return 'depth' or 'disparity': how a RELATIVE_OUTPUTS value is turned into depth."""
+    if output not in RELATIVE_OUTPUTS:
+        raise AvsInputError(f'unknown relative output {output!r}; choose one of '
+                            f'{RELATIVE_OUTPUTS}')
+    return 'disparity' if output.endswith('disparity') else 'depth'
+
+
+def default_scale_method(output: str) -> str:
+    """Return the scale method suited to a relative output (see RELATIVE_OUTPUTS)."""
+    output_relative_kind(output)  # checks the name
+    return 'scale_shift' if output == 'affine_disparity' else 'median'
 
 
 def disparity_to_depth(disparity: np.ndarray, min_disparity: float = 1e-6) -> np.ndarray:

@@ -30,7 +30,9 @@ from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequenc
 
 from avs_net_ros.core.contract import KIND_AV, KIND_RELATIVE, KIND_V
 from avs_net_ros.core.errors import AvsInputError, EmptyMaskError
+from avs_net_ros.core.foreign import ForeignModelSpec
 from avs_net_ros.core.metrics import aide_per_band, depth_metrics, GroundTruth
+from avs_net_ros.core.scale import AUTO_SCALE
 from avs_net_ros.eval.bagio import BagFrames, Frame, ReadReport
 from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED,
                                       ROW_RAW, Table)
@@ -59,7 +61,9 @@ class EvalConfig:
 
     max_depth: Optional[float] = None      # None: the first AV model's contract max_depth
     min_depth: float = 1e-3
-    scale_method: str = 'median'
+    scale_method: str = AUTO_SCALE         # auto: per relative model's output (core.scale)
+    # Descriptions of third-party relative models (no metadata), by relative model name.
+    relative_specs: Dict[str, ForeignModelSpec] = field(default_factory=dict)
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     intra_op_threads: int = 1              # ONNX Runtime threads per model run (0 = its default)
     sample_rate: Optional[int] = None      # used when the bag has no echoes/info
@@ -112,6 +116,8 @@ class EvalResult:
     panels: List[Panel] = field(default_factory=list)
     system: Dict[str, Any] = field(default_factory=dict)
     recorded: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # per relative model: its output kind, how it is fed, and the scale method used
+    relative_scaling: Dict[str, Dict[str, str]] = field(default_factory=dict)
 
     @property
     def frames_scored(self) -> int:
@@ -124,7 +130,8 @@ class EvalResult:
                 'min_depth': self.min_depth, 'variants': self.variants,
                 'relatives': self.relatives, 'frames_scored': self.frames_scored,
                 'table1': self.table1, 'table2': self.table2, 'aide': self.aide,
-                'recorded': self.recorded, 'rejected': self.rejected, 'timing': self.timing,
+                'recorded': self.recorded, 'relative_scaling': self.relative_scaling,
+                'rejected': self.rejected, 'timing': self.timing,
                 'system': self.system,
                 'per_frame': self.per_frame}
 
@@ -222,7 +229,13 @@ class FrameEvaluator:
         def pipe(avs: OnnxModel, rel: Optional[OnnxModel] = None) -> MetricDepthPipeline:
             return MetricDepthPipeline(avs, rel, scale_method=config.scale_method)
 
-        rel_models = {r: load(path, (KIND_RELATIVE,)) for r, path in self.relatives.items()}
+        unknown = sorted(set(config.relative_specs) - set(self.relatives))
+        if unknown:
+            raise AvsInputError(f'third-party model descriptions for {unknown}, which are not '
+                                f'relative models here ({sorted(self.relatives)})')
+        rel_models = {r: OnnxModel(path, tuple(config.providers), config.intra_op_threads,
+                                   (KIND_RELATIVE,), foreign=config.relative_specs.get(r))
+                      for r, path in self.relatives.items()}
         self.av: Dict[str, MetricDepthPipeline] = {}
         self.v: Dict[str, MetricDepthPipeline] = {}
         self.av_rel: Dict[str, Dict[str, MetricDepthPipeline]] = {}
@@ -246,6 +259,16 @@ class FrameEvaluator:
         contract = self.av[variants[0].name].avs.contract
         self.max_depth = float(config.max_depth or contract.max_depth)
         self.min_depth = float(config.min_depth)
+
+    def relative_scaling(self) -> Dict[str, Dict[str, str]]:
+        """Per relative model: output kind, how it is fed, and the scale method used."""
+        if not self.variants or not self.relatives:
+            return {}
+        pipes = self.av_rel[self.variants[0].name]
+        return {r: {'output': p.relative_kind, 'scale_method': p.scale_method,
+                    'fed': ('third-party description' if p.relative.foreign is not None
+                            else 'model metadata')}
+                for r, p in pipes.items()}
 
     def evaluate(self, frame: Frame, sample_rate: Optional[int]) -> _FrameResult:
         """Run the models on ``frame`` and score every map against its ground truth."""
@@ -474,7 +497,7 @@ class OfflineEvaluator:
             bag=report, max_depth=self.max_depth, min_depth=self.min_depth,
             variants=[{'name': v.name, 'av': v.av, 'v': v.v} for v in self.variants],
             relatives=self.relatives, per_frame=self.per_frame, rejected=self.rejected,
-            panels=self.panels)
+            panels=self.panels, relative_scaling=self.local.relative_scaling())
         for var in self.variants:
             res.table1[var.name] = self.table1[var.name].result()
             res.table2[var.name] = {r: t.result() for r, t in self.table2[var.name].items()}

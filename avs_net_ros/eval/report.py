@@ -53,9 +53,17 @@ def markdown(res: EvalResult, title: str = 'Depth evaluation') -> str:
             lines += ['', f'δ1 change AV vs V: {_gain(t1[ROW_MP_V], t1[ROW_MP_AV], "delta1")}']
         lines.append('')
         for r, rows in res.table2.get(n, {}).items():
-            lines += [f'### Table 2: relative model `{r}`', '',
-                      'w/o = raw relative output; Baseline = scaled by MEDIAN(M_p V)/MEDIAN(R);'
-                      ' Proposed = scaled by MEDIAN(M_p AV)/MEDIAN(R).', '']
+            how = res.relative_scaling.get(r, {})
+            method = how.get('scale_method', 'median')
+            lines += [f'### Table 2: relative model `{r}`', '']
+            if how:
+                lines += [f'Output {how["output"]}, fed from its {how["fed"]}; scale method '
+                          f'{method}.', '']
+            lines += (['w/o = raw relative output; Baseline = scaled by MEDIAN(M_p V)/'
+                       'MEDIAN(R); Proposed = scaled by MEDIAN(M_p AV)/MEDIAN(R).', '']
+                      if method == 'median' else
+                      [f'w/o = raw relative output; Baseline = fitted to M_p V by {method}; '
+                       f'Proposed = fitted to M_p AV by {method}.', ''])
             lines += _md_table(rows, (ROW_RAW, ROW_BASELINE, ROW_PROPOSED))
             if ROW_BASELINE in rows and ROW_PROPOSED in rows:
                 lines += ['', 'δ1 change Proposed vs Baseline: '

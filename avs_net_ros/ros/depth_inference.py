@@ -32,7 +32,9 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.core.scale import SCALE_METHODS
+from avs_net_ros.core.foreign import (CHANNEL_ORDERS, FIELDS as FOREIGN, ForeignModelSpec,
+                                      IMAGENET_MEAN, IMAGENET_STD, PARAM_PREFIX)
+from avs_net_ros.core.scale import AUTO_SCALE, RELATIVE_OUTPUTS, SCALE_METHODS
 from avs_net_ros.core.spectrogram import validate_echo
 from avs_net_ros.messages import (array_to_image, header_copy, image_to_echo, image_to_rgb,
                                   stamp_to_ns, string_to_echo_info)
@@ -54,15 +56,29 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32, String
 
 NODE_NAME = 'depth_inference'
+_FOREIGN_ONLY = (' Only for a relative model without avs_net_ros metadata (with relative_output'
+                 '; config/foreign/ has examples).')
 
 PARAMS = (
     ParamSpec('avs_model', '', 'Path of the AVS-Net ONNX model (audio-visual avs_av, or '
               'visual-only avs_v). Required.'),
     ParamSpec('relative_model', '', 'Path of the relative-depth ONNX model whose output is '
               'put on a metric scale; empty = publish AVS-Net depth itself.'),
-    ParamSpec('relative_output', '', "What the relative model outputs, 'depth' or "
-              "'disparity'; empty = read it from the model's metadata.",
-              choices=('', 'depth', 'disparity')),
+    ParamSpec('relative_output', '', FOREIGN['output'] + " Empty = read it from the model's "
+              'metadata; a model without avs_net_ros metadata (a third-party file) needs it.',
+              choices=('',) + RELATIVE_OUTPUTS),
+    *(ParamSpec(PARAM_PREFIX + name, default, FOREIGN[name] + _FOREIGN_ONLY, choices=choices,
+                value_range=value_range)
+      for name, default, choices, value_range in (
+          ('input_size', [0, 0], None, None),
+          ('short_side', 0, None, (0, 16384)),
+          ('size_multiple', 1, None, (1, 1024)),
+          ('mean', list(IMAGENET_MEAN), None, None),
+          ('std', list(IMAGENET_STD), None, None),
+          ('channel_order', 'RGB', CHANNEL_ORDERS, None),
+          ('pixel_range', 1.0, None, (1e-6, 65535.0)),
+          ('input_name', '', None, None),
+          ('output_name', '', None, None))),
     ParamSpec('visual_model', '', 'Path of the visual-only AVS-Net (avs_v) used by the '
               "'visual_model' fallback; empty = none."),
     ParamSpec('providers', ['CUDAExecutionProvider', 'CPUExecutionProvider'],
@@ -81,8 +97,9 @@ PARAMS = (
     ParamSpec('cudnn_conv_algo_search', 'EXHAUSTIVE', "The CUDA provider's cuDNN convolution "
               'algorithm search: EXHAUSTIVE (benchmarks them on the first run), HEURISTIC or '
               'DEFAULT.', choices=('EXHAUSTIVE', 'HEURISTIC', 'DEFAULT')),
-    ParamSpec('scale_method', 'median', 'How the relative map is fitted to the pseudo-dense '
-              'metric map (median is what the paper uses).', choices=SCALE_METHODS),
+    ParamSpec('scale_method', AUTO_SCALE, 'How the relative map is fitted to the pseudo-dense '
+              'metric map: auto = scale_shift for an affine_disparity relative output, median '
+              '(what the paper uses) otherwise.', choices=(AUTO_SCALE,) + SCALE_METHODS),
     ParamSpec('fallback', 'visual_model', 'What to publish when no usable echo came for '
               'echo_timeout: visual_model (scale from the visual-only AVS-Net), last_scale '
               '(keep the last filtered scale) or none (publish nothing).', choices=FALLBACKS),
@@ -206,9 +223,10 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             p['cudnn_conv_algo_search'])
         common = {'providers': providers, 'intra_op_threads': p['intra_op_threads'],
                   'provider_options': options}
+        foreign = ForeignModelSpec.from_params(p, source='depth_inference parameters')
         self.pipeline = MetricDepthPipeline(
             p['avs_model'], p['relative_model'] or None, scale_method=p['scale_method'],
-            relative_output=p['relative_output'] or None, **common)
+            relative_spec=foreign, **common)
         visual = MetricDepthPipeline(p['visual_model'], **common) if p['visual_model'] else None
         self.engine = DepthEngine(self.pipeline, visual, p['fallback'], p['echo_timeout'],
                                   p['scale_time_constant'], p['scale_max_jump'],
@@ -218,7 +236,8 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
                 pipe.warm_up()
         self.get_logger().info(
             f'models loaded: avs={p["avs_model"]} ({self.pipeline.avs.contract.kind}), '
-            f'relative={p["relative_model"] or "none"}, visual={p["visual_model"] or "none"}; '
+            f'relative={p["relative_model"] or "none"}{self._relative_note()}, '
+            f'visual={p["visual_model"] or "none"}; '
             f'requested providers {providers}, active providers '
             f'{self.pipeline.active_providers}')
         self._reset()
@@ -238,6 +257,14 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         self._worker = WakeableWorker(self._work, 'depth_inference worker',
                                       on_error=self._on_worker_error)
         self._worker.start()
+
+    def _relative_note(self) -> str:
+        pipe = self.pipeline
+        if pipe is None or pipe.relative is None:
+            return ''
+        how = ('third-party, fed as described by the relative_* parameters'
+               if pipe.relative.foreign is not None else 'from its metadata')
+        return f' ({pipe.relative_kind}, {how}; scale method {pipe.scale_method})'
 
     def _activate(self) -> None:
         """Subscribe to the camera and the echoes; outputs go out from now on."""

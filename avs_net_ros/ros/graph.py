@@ -66,6 +66,13 @@ LAUNCH_ARGUMENTS: Tuple[LaunchArgument, ...] = (
                    'depth parameter file.'),
     LaunchArgument('relative_model', '', 'Relative-depth ONNX model path; empty = the one in '
                    'the depth parameter file.'),
+    LaunchArgument('relative_output', '', 'What the relative model outputs (depth, disparity, '
+                   'affine_disparity, metric_depth); needed for a third-party model without '
+                   'avs_net_ros metadata; empty = the depth parameter file (or the metadata).'),
+    LaunchArgument('relative_params_file', '', 'Extra parameter file of depth_inference '
+                   'describing a third-party relative model (relative_* parameters), read '
+                   "after depth_params_file: a path, or a name under the package's config/ "
+                   '(e.g. foreign/midas_v21_small.yaml); empty = none.'),
     LaunchArgument('visual_model', '', 'Visual-only AVS-Net ONNX model for the fallback; '
                    'empty = the one in the depth parameter file.'),
     LaunchArgument('providers', '', 'Comma-separated ONNX Runtime providers, e.g. '
@@ -94,6 +101,8 @@ class NodeDescription:
         params_arg: Launch argument that overrides ``params_file``.
         remappings: (node's relative topic, launch argument giving the target, suffix).
         enabled_if: Launch arguments that must all be true for the node to run.
+        extra_params_args: Launch arguments naming further parameter files, read after the
+            main one (a path, or a name under the package's config/).
         overrides: Parameter name -> launch argument; set only when the argument is not
             empty ('providers' is split on commas).
         conditional_params: (parameter, condition, value if true, value if false): a
@@ -112,6 +121,7 @@ class NodeDescription:
     params_arg: str
     remappings: Tuple[Tuple[str, str, str], ...] = ()
     enabled_if: Tuple[str, ...] = ()
+    extra_params_args: Tuple[str, ...] = ()
     overrides: Tuple[Tuple[str, str], ...] = ()
     conditional_params: Tuple[Tuple[str, str, object, object], ...] = ()
     lifecycle: bool = False
@@ -139,8 +149,10 @@ NODES: Tuple[NodeDescription, ...] = (
         module='avs_net_ros.ros.depth_inference', node_class='DepthInferenceNode',
         params_file='depth_inference.yaml', params_arg='depth_params_file',
         remappings=_CAMERA + _ECHOES + _DEPTH_OUT,
+        extra_params_args=('relative_params_file',),
         overrides=(('avs_model', 'avs_model'), ('relative_model', 'relative_model'),
-                   ('visual_model', 'visual_model'), ('providers', 'providers')),
+                   ('relative_output', 'relative_output'), ('visual_model', 'visual_model'),
+                   ('providers', 'providers')),
         lifecycle=True),
 )
 
@@ -243,6 +255,14 @@ def _conditional_value(expr: str, values: Mapping[str, str]) -> bool:
     return to_bool(values[name], name) != negate
 
 
+def _params_file(arg: str, value: str, config_dir: str) -> str:
+    for path in (value, os.path.join(config_dir, value)):
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f'{arg}: parameter file not found: {value} (neither as given nor '
+                            f'under {config_dir})')
+
+
 def resolve(given: Optional[Mapping[str, str]] = None,
             config_dir: Optional[str] = None) -> List[ResolvedNode]:
     """Return the nodes to start for the launch arguments ``given`` (strings, as launch has).
@@ -266,6 +286,9 @@ def resolve(given: Optional[Mapping[str, str]] = None,
             files.append(values[d.params_arg])
         elif os.path.isfile(os.path.join(config_dir, d.params_file)):
             files.append(os.path.join(config_dir, d.params_file))
+        for arg in d.extra_params_args:
+            if values[arg]:
+                files.append(_params_file(arg, values[arg], config_dir))
         params: Dict[str, object] = {'use_sim_time': to_bool(values['use_sim_time'],
                                                              'use_sim_time')}
         for param, arg in d.overrides:

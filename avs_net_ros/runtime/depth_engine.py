@@ -84,7 +84,7 @@ class DepthEngine:
             # the V baseline scales the same relative map: share that session, not load twice
             visual = MetricDepthPipeline(visual.avs, pipeline.relative,
                                          scale_method=pipeline.scale_method,
-                                         relative_output=pipeline.relative_output)
+                                         relative_output=pipeline.relative_kind)
         self.visual = visual
         self.fallback = fallback
         self.echo_timeout = float(echo_timeout)

@@ -1,7 +1,9 @@
 """The metric-depth pipeline: image + echo -> pseudo-dense depth, relative depth, scale, metric.
 
 Every preprocessing setting comes from the models' contract metadata (image size, echo
-window, STFT, spectrogram size), so the robot feeds a model exactly as it was trained.
+window, STFT, spectrogram size), so the robot feeds a model exactly as it was trained. A
+third-party relative model without metadata (MiDaS, Depth Anything, ZoeDepth) is fed as its
+description says (``relative_spec``, ``core.foreign.ForeignModelSpec``).
 """
 
 from dataclasses import dataclass, field
@@ -11,9 +13,11 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, KIND_AV, KIND_RELATIVE,
                                        KIND_V)
 from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.core.foreign import ForeignModelSpec
 from avs_net_ros.core.resize import resize_bilinear
-from avs_net_ros.core.scale import (disparity_to_depth, fit_scale, SCALE_METHODS, ScaleFit,
-                                    valid_depth_mask)
+from avs_net_ros.core.scale import (AUTO_SCALE, default_scale_method, disparity_to_depth,
+                                    fit_scale, output_relative_kind, RELATIVE_OUTPUTS,
+                                    SCALE_METHODS, ScaleFit, valid_depth_mask)
 from avs_net_ros.core.spectrogram import echo_spectrogram
 from avs_net_ros.runtime.session import DEFAULT_PROVIDERS, OnnxModel
 
@@ -76,13 +80,26 @@ def _image(rgb: np.ndarray, size: Tuple[int, int], cache: Optional[dict]) -> np.
 
 def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threads: int,
           kinds: Tuple[str, ...],
-          provider_options: Optional[Mapping[str, Mapping[str, str]]] = None) -> OnnxModel:
+          provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
+          foreign: Optional[ForeignModelSpec] = None) -> OnnxModel:
     if isinstance(model, OnnxModel):
         if model.contract.kind not in kinds:
             raise AvsInputError(f'{model.path} is a {model.contract.kind} model, expected one '
                                 f'of {kinds}')
+        if (foreign is not None and model.spec is not None
+                and foreign.preprocessing() != model.spec.preprocessing()):
+            raise AvsInputError(f'{model.path} was loaded with another third-party model '
+                                'description than the one given')
         return model
-    return OnnxModel(model, providers, intra_op_threads, kinds, provider_options)
+    return OnnxModel(model, providers, intra_op_threads, kinds, provider_options,
+                     foreign=foreign)
+
+
+def single_map(out: np.ndarray, path: str) -> np.ndarray:
+    """Return the one (H, W) map of a model output shaped (1, 1, H, W), (1, H, W) or (H, W)."""
+    if out.ndim < 2 or int(np.prod(out.shape[:-2])) != 1:
+        raise AvsInputError(f'{path} returned shape {list(out.shape)}, not one depth map')
+    return out.reshape(out.shape[-2:]).astype(np.float32, copy=False)
 
 
 class MetricDepthPipeline:
@@ -96,35 +113,58 @@ class MetricDepthPipeline:
 
     def __init__(self, avs_model: Union[str, OnnxModel],
                  relative_model: Union[str, OnnxModel, None] = None,
-                 providers: Sequence[str] = DEFAULT_PROVIDERS, scale_method: str = 'median',
+                 providers: Sequence[str] = DEFAULT_PROVIDERS, scale_method: str = AUTO_SCALE,
                  intra_op_threads: int = 0, relative_output: Optional[str] = None,
-                 provider_options: Optional[Mapping[str, Mapping[str, str]]] = None) -> None:
+                 provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
+                 relative_spec: Optional[ForeignModelSpec] = None) -> None:
         """Load the models (paths), or share already loaded ``OnnxModel`` sessions.
 
-        ``relative_output`` overrides a relative model's metadata. ``provider_options`` go to
-        the sessions of models given as paths (``session.gpu_provider_options``).
+        ``relative_output`` (one of core.scale.RELATIVE_OUTPUTS) overrides a relative model's
+        metadata; for a relative model without metadata (a third-party file) it is the least
+        description needed, ``relative_spec`` the full one (size, normalisation, tensor
+        names). ``scale_method`` 'auto' picks the method that suits the relative output
+        (``core.scale.default_scale_method``: scale_shift for affine-invariant disparity,
+        median otherwise). ``provider_options`` go to the sessions of models given as paths
+        (``session.gpu_provider_options``).
 
         Raises:
             FileNotFoundError: a model path does not exist.
-            ModelContractError: a model is not ONNX, breaks the contract, or has the wrong
-                kind.
+            ModelContractError: a model is not ONNX, breaks the contract (a relative model
+                without metadata and without an output kind: the message says what to give),
+                does not fit its description, or has the wrong kind.
             AvsInputError: a loaded model of the wrong kind, or a bad option.
 
         """
+        if relative_output and relative_output not in RELATIVE_OUTPUTS:
+            raise AvsInputError(f'relative_output must be one of {RELATIVE_OUTPUTS}, got '
+                                f'{relative_output!r}')
+        if relative_spec is not None and relative_output and (
+                relative_spec.output != relative_output):
+            raise AvsInputError(f'relative_output {relative_output!r} contradicts the '
+                                f"description's output {relative_spec.output!r}")
         self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V),
                          provider_options)
         self.relative = None
-        self.relative_output = None
+        #: What the relative model outputs (one of RELATIVE_OUTPUTS), and as 'depth' or
+        #: 'disparity' how its output becomes depth.
+        self.relative_kind: Optional[str] = None
+        self.relative_output: Optional[str] = None
         if relative_model:
+            if relative_spec is None and relative_output and not isinstance(relative_model,
+                                                                            OnnxModel):
+                relative_spec = ForeignModelSpec(relative_output)  # enough for a foreign file
             self.relative = _load(relative_model, providers, intra_op_threads,
-                                  (KIND_RELATIVE,), provider_options)
-            self.relative_output = relative_output or self.relative.contract.relative_output
-            if self.relative_output not in ('depth', 'disparity'):
-                raise AvsInputError(f"relative_output must be 'depth' or 'disparity', got "
-                                    f'{self.relative_output!r}')
+                                  (KIND_RELATIVE,), provider_options, relative_spec)
+            self.relative_kind = relative_output or (
+                relative_spec.output if relative_spec is not None
+                else self.relative.contract.relative_output)
+            self.relative_output = output_relative_kind(self.relative_kind)
+        if scale_method == AUTO_SCALE:
+            scale_method = (default_scale_method(self.relative_kind) if self.relative_kind
+                            else 'median')
         if scale_method not in SCALE_METHODS:
             raise AvsInputError(f'unknown scale method {scale_method!r}; choose one of '
-                                f'{SCALE_METHODS}')
+                                f'{(AUTO_SCALE,) + SCALE_METHODS}')
         self.scale_method = scale_method
 
     @property
@@ -154,7 +194,7 @@ class MetricDepthPipeline:
         self.avs.run(feeds)
         if self.relative is not None:
             size = self.relative.contract.image_size
-            self.relative.run({IMAGE_INPUT: np.full((1, 3) + size, 0.5, np.float32)})
+            self.run_relative(np.full(size + (3,), 0.5, np.float32))
 
     def pseudo_dense(self, rgb: np.ndarray, echo: Optional[np.ndarray] = None,
                      sample_rate: Optional[int] = None) -> np.ndarray:
@@ -228,8 +268,17 @@ class MetricDepthPipeline:
         """Return the relative model's raw output (``relative_output``) at its resolution."""
         if self.relative is None:
             raise AvsInputError('no relative-depth model is configured')
-        feeds = {IMAGE_INPUT: _image(rgb, self.relative.contract.image_size, images)}
-        return self.relative.run(feeds)[0, 0]
+        model = self.relative
+        image = _image(rgb, self.relative_input_size(rgb.shape[:2]), images)
+        if model.foreign is not None:
+            image = model.foreign.preprocess(image)
+        return single_map(model.run({model.image_input: image}), model.path)
+
+    def relative_input_size(self, hw: Tuple[int, int]) -> Tuple[int, int]:
+        """Return the (height, width) the relative model is fed for a camera image ``hw``."""
+        if self.relative.foreign is not None:
+            return self.relative.foreign.input_size(hw)
+        return self.relative.contract.image_size
 
     def relative_to_camera(self, rel_raw: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
         """Bring ``run_relative``'s output to ``hw`` as depth (resized, then inverted)."""

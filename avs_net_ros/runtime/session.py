@@ -11,8 +11,10 @@ import logging
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from avs_net_ros.core.contract import ModelContract, read_onnx_contract
+from avs_net_ros.core.contract import (contract_of, IMAGE_INPUT, ModelContract,
+                                       read_onnx_graph)
 from avs_net_ros.core.errors import ModelContractError
+from avs_net_ros.core.foreign import ForeignModel, ForeignModelSpec, resolve_foreign
 
 import numpy as np
 import onnxruntime as ort
@@ -82,12 +84,19 @@ def gpu_provider_options(device_id: int = 0, trt_fp16: bool = False,
 
 
 class OnnxModel:
-    """One ONNX model, its contract, and an inference session."""
+    """One ONNX model, its contract, and an inference session.
+
+    A file without avs_net_ros metadata (a third-party relative model) is loaded when
+    ``foreign`` describes it (``core.foreign``); ``foreign`` then holds what to feed and read,
+    and ``contract`` is derived from the description. For a file with metadata, a
+    description may only give the output kind: its metadata fixes how it is fed.
+    """
 
     def __init__(self, path: str, providers: Sequence[str] = DEFAULT_PROVIDERS,
                  intra_op_threads: int = 0, expected_kinds: Optional[Sequence[str]] = None,
                  provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
-                 io_binding: Optional[bool] = None) -> None:
+                 io_binding: Optional[bool] = None,
+                 foreign: Optional[ForeignModelSpec] = None) -> None:
         """Load ``path``, check its contract, and open a session on the best providers.
 
         ``provider_options`` maps full provider names to their options
@@ -96,11 +105,29 @@ class OnnxModel:
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            ModelContractError: not an ONNX file, contract broken, or an unexpected kind.
+            ModelContractError: not an ONNX file, contract broken (no metadata and no
+                ``foreign`` description: the message says what to give), a description that
+                does not fit the graph, or an unexpected kind.
 
         """
         self.path = path
-        self.contract: ModelContract = read_onnx_contract(path)
+        self.spec = foreign
+        self.foreign: Optional[ForeignModel] = None
+        graph = read_onnx_graph(path)
+        if foreign is not None and not graph.has_contract:
+            self.foreign = resolve_foreign(foreign, graph)
+            self.contract: ModelContract = self.foreign.contract
+        else:
+            self.contract = contract_of(graph)
+            if foreign is not None and not foreign.feeds_as_default():
+                changed = sorted(k for k, v in foreign.preprocessing().items()
+                                 if v != ForeignModelSpec(foreign.output).preprocessing()[k])
+                raise ModelContractError(
+                    f'{path} carries avs_net_ros metadata, which fixes how it is fed; the '
+                    f'third-party model settings {changed} apply only to files without it: '
+                    'leave them at their defaults (the output kind may still be given)')
+        #: Name of the image input tensor.
+        self.image_input = self.foreign.input_name if self.foreign else IMAGE_INPUT
         if expected_kinds is not None and self.contract.kind not in expected_kinds:
             raise ModelContractError(f'{path} is a {self.contract.kind!r} model; expected one '
                                      f'of {tuple(expected_kinds)}')
@@ -118,7 +145,8 @@ class OnnxModel:
         except Exception as e:  # ORT raises its own exception types per failure
             raise ModelContractError(f'ONNX Runtime cannot load {path}: {e}') from e
         self.active_providers: List[str] = list(self.session.get_providers())
-        self._output = self.session.get_outputs()[0].name
+        self._output = (self.foreign.output_name if self.foreign
+                        else self.session.get_outputs()[0].name)
         self.io_binding = (self.active_providers[0] != 'CPUExecutionProvider'
                            if io_binding is None else bool(io_binding))
 

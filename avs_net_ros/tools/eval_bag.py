@@ -3,6 +3,16 @@
     avs_eval_bag BAG --av AV.onnx --v V.onnx --relative midas=REL.onnx --out report_dir
     avs_eval_bag BAG --variant small=av_s.onnx,v_s.onnx --variant big=av_b.onnx,v_b.onnx ...
     avs_eval_bag BAG --recorded metric pseudo_dense     score predictions recorded in the bag
+    avs_eval_bag BAG --av AV.onnx --v V.onnx --relative midas=midas_v21_small_256.onnx \
+        --relative-params midas=config/foreign/midas_v21_small.yaml    a third-party model
+    ... --relative da=depth_anything.onnx --relative-set da.output=affine_disparity \
+        --relative-set da.short_side=518 --relative-set da.size_multiple=14
+
+A relative model without avs_net_ros metadata (MiDaS, Depth Anything, ZoeDepth) needs its
+output kind and, unless the defaults fit (graph's fixed size, ImageNet mean/std, RGB in
+[0, 1], its only input, its first output), the rest of its description: from a parameter file
+(--relative-params, the relative_* keys of config/foreign/*.yaml) and/or --relative-set
+NAME.FIELD=VALUE options (FIELD without NAME. when there is one relative model), which win.
 
 Runs the pipeline on every camera frame paired by header stamp with an echo and a ground-truth
 depth, and writes report.md (the paper's Table 1 and Table 2 per relative model, AIDE_k),
@@ -11,11 +21,14 @@ Exit status: 0 done, 2 bad input (missing topics, unreadable bag, bad model), 3 
 """
 
 import argparse
+from dataclasses import asdict
 import os
 import sys
 from typing import Dict, List, Optional
 
 from avs_net_ros.core.errors import AvsInputError, ModelContractError
+from avs_net_ros.core.foreign import FIELDS, ForeignModelSpec, read_spec_file
+from avs_net_ros.core.scale import AUTO_SCALE, SCALE_METHODS
 from avs_net_ros.eval.bagio import bag_topics
 from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, EvaluationWorkerError, Variant
 from avs_net_ros.eval.recorded import PREDICTION_ROLES, score_recorded
@@ -51,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('--relative', action='append', default=[],
                    type=lambda t: _named(t, '--relative'),
                    help='[NAME=]REL.onnx relative-depth model; repeat for several')
+    m.add_argument('--relative-params', action='append', default=[],
+                   type=lambda t: _named(t, '--relative-params'), metavar='NAME=FILE.yaml',
+                   help='describe third-party relative model NAME from a parameter file '
+                        '(relative_* keys, e.g. config/foreign/*.yaml)')
+    m.add_argument('--relative-set', action='append', default=[], metavar='[NAME.]FIELD=VALUE',
+                   help='one field of a third-party relative model description; FIELD: '
+                        + '; '.join(f'{k}: {v}' for k, v in FIELDS.items()))
     m.add_argument('--providers', nargs='+', default=['cpu'],
                    help='ONNX Runtime execution providers (cuda, tensorrt, cpu)')
     m.add_argument('--threads', type=int, default=1,
@@ -67,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="valid ground truth <= this (m); default: the AV model's max depth "
                         '(12 with --recorded)')
     s.add_argument('--min-depth', type=float, default=1e-3)
-    s.add_argument('--scale-method', default='median')
+    s.add_argument('--scale-method', default=AUTO_SCALE, choices=(AUTO_SCALE,) + SCALE_METHODS,
+                   help='how relative maps are fitted to M_p; auto = scale_shift for '
+                        'affine_disparity outputs, median otherwise')
     s.add_argument('--sample-rate', type=int, default=None,
                    help='echo sample rate when the bag has no echoes/info topic')
     s.add_argument('--slop', type=float, default=0.0,
@@ -111,6 +133,40 @@ def variants_from_args(args: argparse.Namespace) -> List[Variant]:
     return out
 
 
+def relative_specs_from_args(args: argparse.Namespace,
+                             relatives: Dict[str, str]) -> Dict[str, ForeignModelSpec]:
+    """Return the third-party model descriptions of --relative-params and --relative-set.
+
+    Raises:
+        AvsInputError: a name that is not a --relative model, a field without a name while
+            there are several relative models, a malformed option, or a bad description.
+        FileNotFoundError: a --relative-params file does not exist.
+
+    """
+    base: Dict[str, Dict[str, object]] = {}
+    for name, path in args.relative_params:
+        if name not in relatives:
+            raise AvsInputError(f'--relative-params {name}=...: no --relative model is named '
+                                f'{name!r} (names: {sorted(relatives)})')
+        base[name] = asdict(read_spec_file(path))
+    for text in args.relative_set:
+        key, sep, value = text.partition('=')
+        name, dot, field = key.rpartition('.')
+        if not sep or not field:
+            raise AvsInputError(f'--relative-set takes [NAME.]FIELD=VALUE, got {text!r}')
+        if not dot:
+            if len(relatives) != 1:
+                raise AvsInputError(f'--relative-set {text}: say which relative model '
+                                    f'(NAME.{field}=...; names: {sorted(relatives)})')
+            name = next(iter(relatives))
+        if name not in relatives:
+            raise AvsInputError(f'--relative-set {text}: no --relative model is named '
+                                f'{name!r} (names: {sorted(relatives)})')
+        base.setdefault(name, {})[field] = value
+    return {name: ForeignModelSpec.from_mapping(values, f'relative model {name}')
+            for name, values in base.items()}
+
+
 def panel_indices(bag: str, topics: BagTopics, count: int, key: str) -> List[int]:
     """Return ``count`` frame indices spread over the bag's ``key`` messages."""
     n = bag_topics(bag).get(getattr(topics.resolved(), key), ('', 0))[1]
@@ -143,7 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     raise AvsInputError(f'relative model name {name!r} given twice')
                 relatives[name] = path
             cfg = EvalConfig(max_depth=args.max_depth, min_depth=args.min_depth,
-                             scale_method=args.scale_method, providers=tuple(args.providers),
+                             scale_method=args.scale_method,
+                             relative_specs=relative_specs_from_args(args, relatives),
+                             providers=tuple(args.providers),
                              intra_op_threads=args.threads, sample_rate=args.sample_rate,
                              slop_s=args.slop, max_frames=args.max_frames,
                              panel_frames=panel_indices(args.bag, topics, args.panels, 'image'),
