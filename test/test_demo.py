@@ -146,8 +146,11 @@ def test_verdict_says_plainly_whether_echoes_helped():
     ratio = score['rooms']['big']['scale_ratio']   # the direction: 0.4 = too near
     assert ratio[report.ROW_V] == pytest.approx(0.4, abs=1e-6)
     assert '(×0.40)' in '\n'.join(report.room_lines(score['rooms']))
+    assert score['rooms']['big']['views_av_closer'] == score['rooms']['big']['frames']
 
-    helped, line = report.verdict(report.score_rooms(_runs((1.05, 0.7), (2.5, 0.8)), 30.0))
+    score = report.score_rooms(_runs((1.05, 0.7), (2.5, 0.8)), 30.0)
+    helped, line = report.verdict(score)
     assert helped and 'helped overall' in line and 'but NOT in big' in line
+    assert score['rooms']['big']['views_av_closer'] == 0
     helped, line = report.verdict(report.score_rooms(_runs((3.0, 3.0), (1.0, 1.0)), 30.0))
     assert not helped and line.startswith('VERDICT: echoes did NOT help here')

@@ -142,8 +142,9 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'rooms (0 < gt <= {score["max_depth"]:g} m), training seed {args.seed}:')
     print('\n'.join(table_lines(score['rows'])))
     print()
-    print('Per room (scale error = |ln(median(pred) / median(gt))| of the metric depth; ×: '
-          'median(pred) / median(gt), > 1 too far, < 1 too near):')
+    print('Per room (scale error = |ln(median(pred) / median(gt))| of the metric depth, mean '
+          'over views; ×: median(pred) / median(gt), > 1 too far, < 1 too near; views AV '
+          'closer: views whose scale error is lower with echoes):')
     print('\n'.join(room_lines(score['rooms'])))
     print()
     print(verdict(score)[1])

@@ -67,6 +67,10 @@ def score_rooms(runs: Sequence[Tuple[str, Any, Any]], max_depth: float,
         rooms[room] = {'rows': scorer.result(),
                        'scale_error': {r: float(np.mean(np.abs(e))) for r, e in errors.items()},
                        'scale_ratio': {r: float(np.exp(np.mean(e))) for r, e in errors.items()},
+                       # Per view, not only on average: how often the echo brought the scale
+                       # closer than the visual-only guess.
+                       'views_av_closer': int(np.sum(np.abs(errors[ROW_AV])
+                                                     < np.abs(errors[ROW_V]))),
                        'gt_median': float(np.mean(gt_medians)), 'frames': len(common)}
         poses[room] = {'with_echoes': len(av), 'without_echoes': len(v), 'common': len(common)}
     return {'rows': overall.result(), 'rooms': rooms, 'per_frame': per_frame,
@@ -112,9 +116,12 @@ def table_lines(rows: Dict[str, Dict[str, Any]], markdown: bool = False) -> List
 
 
 def room_lines(rooms: Dict[str, Dict[str, Any]], markdown: bool = False) -> List[str]:
-    """Return the per-room table: gt median, scale error and δ1 without and with echoes."""
+    """Return the per-room table: gt median, scale error and δ1 without and with echoes.
+
+    The last column counts the views whose scale error with echoes is lower than without.
+    """
     head = ['room', 'gt median m', 'scale error V', 'scale error AV', 'δ1 V', 'δ1 AV',
-            'frames']
+            'views AV closer']
     body = []
     for room, s in rooms.items():
         e, r = s['scale_error'], s['rows']
@@ -122,7 +129,7 @@ def room_lines(rooms: Dict[str, Dict[str, Any]], markdown: bool = False) -> List
         body.append([room, f'{s["gt_median"]:.2f}', _factor(e[ROW_V], q[ROW_V]),
                      _factor(e[ROW_AV], q[ROW_AV]),
                      f'{r[ROW_V]["delta1"]:.3f}', f'{r[ROW_AV]["delta1"]:.3f}',
-                     str(s['frames'])])
+                     f'{s["views_av_closer"]} of {s["frames"]}'])
     return grid(head, body, markdown)
 
 
@@ -164,9 +171,9 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
     write_csv(files['csv'], ['row', *COLUMNS, 'frames'],
               [[r] + [m[c] for c in COLUMNS] + [m['frames']] for r, m in rows.items()])
     write_csv(files['rooms'], ['room', 'row', 'scale_error', 'scale_ratio', *COLUMNS, 'frames',
-                               'gt_median_m'],
+                               'gt_median_m', 'views_av_closer'],
               [[room, r, s['scale_error'][r], s['scale_ratio'][r]] + [m[c] for c in COLUMNS]
-               + [m['frames'], s['gt_median']]
+               + [m['frames'], s['gt_median'], s['views_av_closer']]
                for room, s in rooms.items() for r, m in s['rows'].items()])
     write_csv(files['per_frame'], ['room', 'stamp_ns', 'row', *COLUMNS],
               [[rec['room'], rec['stamp_ns'], r] + [rec[r][c] for c in COLUMNS]
@@ -185,7 +192,8 @@ def write_outputs(score: Dict[str, Any], systems: Dict[str, Dict[str, Any]], out
           f'**{line}**', '', '## All rooms', '', *table_lines(rows, markdown=True), '',
           '## Per room', '', 'Scale error: mean over frames of |ln(median(pred) / '
           'median(gt))| of the published metric depth (×: the geometric mean of median(pred) / '
-          'median(gt), above 1 too far, below 1 too near).', '',
+          'median(gt), above 1 too far, below 1 too near). Views AV closer: the views whose '
+          'scale error is lower with echoes than without.', '',
           *room_lines(rooms, markdown=True), '',
           'Rows: metric depth = relative model × MEDIAN(M_p)/MEDIAN(relative), with M_p from '
           'the audio-visual model (echoes) or the visual-only one (no echoes); M_p rows are '
