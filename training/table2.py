@@ -303,6 +303,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not seeds:
         raise SystemExit(f'{args.root}: no seed_<N>/{{v,av}}/best.pt; run training.sim_benchmark')
     tests = test_sets(args.config, args.root)
+    for name, model, desc in args.relative:  # fail before any export or training
+        if name in LABELS:
+            raise SystemExit(f'--relative {name}: that name is taken ({sorted(LABELS)})')
+        if not os.path.isfile(model):
+            raise SystemExit(f'--relative {name}: no such file {model}')
+        if desc:
+            read_spec_file(desc)
     models = os.path.join(args.out, 'models')
     variants = {s: (export(os.path.join(args.root, f'seed_{s}', 'av', 'best.pt'),
                            os.path.join(models, f'seed_{s}', 'avs_av.onnx')),
@@ -323,10 +330,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, model, desc in args.relative:
         if name in relatives:
             raise SystemExit(f'relative model name {name!r} given twice')
-        if not os.path.isfile(model):
-            raise SystemExit(f'--relative {name}: no such file {model}')
-        if desc:
-            read_spec_file(desc)  # a bad description fails here, before any evaluation
         relatives[name] = (model, desc)
     if not relatives:
         raise SystemExit('no relative model: drop --no-supervised, or give --midas-style or '
