@@ -13,6 +13,7 @@ import os
 
 from avs_net_ros.core.contract import read_onnx_graph
 from avs_net_ros.datasets.generate import generate
+from avs_net_ros.eval.tables import METRICS
 from avs_net_ros.sim.families import get_family
 import numpy as np
 import onnx
@@ -161,3 +162,44 @@ def test_relative_option_and_bad_inputs(bench, tmp_path):
                      '--no-supervised', '--relative', 'x=missing.onnx', '--quiet'])
     with pytest.raises(SystemExit, match='no seed_'):
         table2.main(['--root', str(tmp_path), '--config', config, '--out', str(tmp_path)])
+
+
+def _results(seed_values):
+    """avs_eval_bag results.json of one test set: abs_rel per seed, row and model."""
+    table2_ = {}
+    for seed, per_model in seed_values.items():
+        table2_[f'seed{seed}'] = {
+            model: {row: {**{m: v for m in METRICS}, 'delta1': 1.0 - v, 'frames': 5}
+                    for row, v in rows.items()}
+            for model, rows in per_model.items()}
+    aide = {f'seed{s}': {'supervised': [{'band': 0, 'aide_m': 0.1 * s, 'images': 5}]}
+            for s in seed_values}
+    return {'relatives': {'supervised': 'a.onnx', 'midas_style': 'b.onnx'},
+            'table2': table2_, 'aide': aide, 'max_depth': 12.0, 'frames_scored': 5}
+
+
+def test_aggregation_is_mean_and_sample_sd_per_row_and_model(tmp_path):
+    """The summary's rows, gains and AIDE come from avs_eval_bag's per-seed Table 2."""
+    from training.seed_summary import aggregate, write_summary
+
+    def rows(base):
+        return {'w/o': 0.9, 'Baseline': base, 'Proposed': base / 2, 'GT oracle': 0.1}
+
+    res = _results({1: {'supervised': rows(0.4), 'midas_style': rows(0.6)},
+                    2: {'supervised': rows(0.5), 'midas_style': rows(0.8)}})
+    per = table2.per_seed_results({'zero_shot': res}, [1, 2])
+    agg = aggregate(per)['zero_shot']
+    label = table2.LABELS['midas_style']
+    got = agg['metrics'][f'{label}: scaled by V (Baseline)']['abs_rel']
+    assert got == pytest.approx((0.7, np.std([0.6, 0.8], ddof=1)))
+    assert agg['metrics'][f'{label}: scaled by GT (oracle)']['abs_rel'] == (0.1, 0.0)
+    gain = agg['gains'][f'{label}: after scaling']['delta1_gain_pct']
+    # δ1 = 1 - abs_rel: Baseline 0.4 / 0.2, Proposed 0.7 / 0.6 -> +75 % and +200 %
+    assert gain[2] == pytest.approx([75.0, 200.0]) and gain[0] == pytest.approx(137.5)
+    assert agg['aide'][0] == pytest.approx((0.15, np.std([0.1, 0.2], ddof=1), 2))
+    text = write_summary(aggregate(per), str(tmp_path))
+    assert f'| {label}: scaled by AV (Proposed) | 0.350 ± 0.071 |' in text
+    # a relative model without one of the rows is an error, not a silent gap
+    del res['table2']['seed2']['supervised']['GT oracle']
+    with pytest.raises(SystemExit, match="seed 2, relative model supervised: no \\['GT oracle'"):
+        table2.per_seed_results({'zero_shot': res}, [1, 2])
