@@ -10,7 +10,8 @@ channels hold unrelated values (feeding the wrong channel gives a wrong map).
   affine-invariant disparity. Fed with another normalisation, its output is no longer affine
   in 1/D. Input/output names, fixed or dynamic size and output rank follow the family.
 - ``build_exact_avs_model``: a contract-following AVS-Net stand-in (V or AV) whose depth is
-  exactly D (the metric reference); the AV one adds 0 x the spectrogram's mean.
+  exactly D (the metric reference), or a fixed multiple of it (a wrong scale); the AV one adds
+  0 x the spectrogram's mean.
 
 Not MiDaS or Depth Anything: graphs with their interfaces and preprocessing, so the runtime's
 handling of such files can be checked against known numbers with real ONNX Runtime sessions.
@@ -87,20 +88,22 @@ def build_foreign_model(path: str, family: str = 'midas',
 
 
 class _ExactDepth(nn.Module):
-    def __init__(self, with_echo: bool) -> None:
+    def __init__(self, with_echo: bool, scale: float = 1.0) -> None:
         super().__init__()
         self.with_echo = with_echo
+        self.scale = scale
 
     def forward(self, image: torch.Tensor, spec: Optional[torch.Tensor] = None
                 ) -> torch.Tensor:
-        depth = 1.0 / (Q_MAX * image[:, :1])
+        depth = self.scale / (Q_MAX * image[:, :1])
         if self.with_echo:
             depth = depth + 0.0 * spec.mean(dim=(1, 2, 3), keepdim=True)
         return depth
 
 
-def build_exact_avs_model(path: str, image_size: Tuple[int, int], kind: str = KIND_V) -> str:
-    """Export a contract-following AVS-Net stand-in whose depth is the scene's D exactly."""
+def build_exact_avs_model(path: str, image_size: Tuple[int, int], kind: str = KIND_V,
+                          scale: float = 1.0) -> str:
+    """Export a contract-following AVS-Net stand-in whose depth is ``scale`` x the scene's D."""
     from model_builders import _export, echo_features
 
     img = torch.rand(1, 3, *image_size) * 0.9 + 0.05
@@ -111,5 +114,5 @@ def build_exact_avs_model(path: str, image_size: Tuple[int, int], kind: str = KI
     else:
         args, names = (img,), (IMAGE_INPUT,)
     contract = ModelContract(kind, tuple(image_size), 0.1, 12.0, echo)
-    return _export(_ExactDepth(kind == KIND_AV), args, names, DEPTH_OUTPUT,
+    return _export(_ExactDepth(kind == KIND_AV, scale), args, names, DEPTH_OUTPUT,
                    contract.to_metadata(), path)

@@ -143,3 +143,48 @@ def test_fp16_export_keeps_contract_io_and_head_tail(exported, tmp_path):
     echo = rng.standard_normal((2, contract.echo.features.window_samples)).astype(np.float32)
     depth = pipe.infer(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), echo, SR).metric
     assert depth.shape == (48, 80) and np.all(np.isfinite(depth))
+
+
+def test_foreign_export_has_no_metadata_and_fits_only_its_description(tmp_path):
+    """--foreign: MiDaS's conventions (normalise outside the graph), checked both ways."""
+    import onnxruntime as ort
+    from avs_net_ros.core.foreign import ForeignModelSpec
+    from training.export import export_foreign
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config('relative', relative_output='affine_disparity',
+                                          mean=(0.485, 0.456, 0.406),
+                                          std=(0.229, 0.224, 0.225))).eval()
+    spec = ForeignModelSpec('affine_disparity', input_size=(64, 64))
+    path = str(tmp_path / 'foreign.onnx')
+    assert export_foreign(model, spec, path, verbose=False) < 1e-3
+    assert not onnx.load(path).metadata_props
+    with pytest.raises(Exception, match='no avs_net_ros metadata|metadata'):
+        read_onnx_contract(path)
+    image = torch.rand(1, 3, 64, 64)
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    got = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(
+        None, {'input': ((image - mean) / std).numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(image)['relative'].numpy(), rtol=1e-4, atol=1e-5)
+    for wrong, field in ((ForeignModelSpec('depth', input_size=(64, 64)), 'output'),
+                         (ForeignModelSpec('affine_disparity', input_size=(32, 32)),
+                          'input_size'),
+                         (ForeignModelSpec('affine_disparity', input_size=(64, 64),
+                                           mean=(0.5,) * 3), 'mean/std')):
+        with pytest.raises(ExportError, match=field):
+            export_foreign(model, wrong, str(tmp_path / 'x.onnx'), verbose=False)
+
+
+def test_affine_disparity_model_declares_it_and_is_evaluated_by_scale_and_shift():
+    from training.evaluation import scale_relative
+
+    config = tiny_model_config('relative', relative_output='affine_disparity')
+    assert make_contract(config).relative_output == 'affine_disparity'
+    depth = np.linspace(0.5, 9.0, 48).reshape(6, 8)
+    disparity = 3.0 / depth + 0.4
+    np.testing.assert_allclose(scale_relative(disparity, depth, 'affine_disparity'), depth,
+                               rtol=1e-5)
+    # the depth models' median ratio cannot undo the shift
+    assert np.max(np.abs(scale_relative(1 / disparity, depth, 'depth') / depth - 1)) > 0.1

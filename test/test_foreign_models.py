@@ -15,6 +15,8 @@ from avs_net_ros.core.errors import AvsInputError, ModelContractError
 from avs_net_ros.core.foreign import (ForeignModelSpec, read_spec_file, resolve_foreign,
                                       suggest_spec)
 from avs_net_ros.eval.bagio import BagWriter
+from avs_net_ros.eval.offline import EvalConfig, evaluate_bag, Variant
+from avs_net_ros.eval.scoring import ROW_BASELINE, ROW_ORACLE, ROW_PROPOSED
 from avs_net_ros.ros.depth_inference import PARAMS
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 from avs_net_ros.tools import eval_bag, validate_model
@@ -43,6 +45,7 @@ def models(tmp_path_factory):
         'v256': build_exact_avs_model(str(d / 'v256.onnx'), (256, 256)),
         'v56': build_exact_avs_model(str(d / 'v56.onnx'), (56, 70)),
         'av56': build_exact_avs_model(str(d / 'av56.onnx'), (56, 70), KIND_AV),
+        'av56_far': build_exact_avs_model(str(d / 'av56_far.onnx'), (56, 70), KIND_AV, 2.0),
     }
 
 
@@ -307,3 +310,31 @@ def test_eval_bag_scores_a_foreign_model_when_described(models, tmp_path, capsys
     # malformed options are named
     assert eval_bag.main(base + ['--relative-set', 'midas.output=depth']) == 2
     assert "no --relative model is named 'midas'" in capsys.readouterr().err
+
+
+def test_gt_oracle_row_fits_the_ground_truth_by_the_rows_method(models, tmp_path):
+    """The oracle fits the ground truth, not M_p, by the same method as the other rows.
+
+    Exact for scale-and-shift; off for a forced median, as Baseline is.
+    """
+    bag = _scene_bag(str(tmp_path / 'bag'))
+    relatives = {'da': models['da']}
+    spec = {'da': DA}  # fed at the camera's 56 x 70: every map on the same grid
+    variants = [Variant('far', models['av56_far'], models['v56'])]
+
+    def rows(method):
+        cfg = EvalConfig(providers=tuple(CPU), progress=False, workers=0,
+                         relative_specs=spec, scale_method=method)
+        return evaluate_bag(bag, variants, relatives, config=cfg).table2['far']['da']
+
+    got = rows('auto')
+    assert got[ROW_ORACLE]['frames'] == 3
+    assert got[ROW_ORACLE]['abs_rel'] < 1e-3 and got[ROW_ORACLE]['delta1'] == 1.0
+    # M_p (AV) is twice too far, and so is Proposed (a little less where predictions are
+    # clamped to the 12 m range); V is exact, and so is Baseline
+    assert 0.9 < got[ROW_PROPOSED]['abs_rel'] <= 1.0
+    assert got[ROW_BASELINE]['abs_rel'] < 1e-3
+    forced = rows('median')  # a median ratio cannot remove the shift, against GT either
+    assert forced[ROW_ORACLE]['abs_rel'] > 0.05
+    assert forced[ROW_ORACLE]['abs_rel'] == pytest.approx(forced[ROW_BASELINE]['abs_rel'],
+                                                          rel=0.05)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from training.config import config_from_dict, load_config
-from training.losses import scale_invariant_loss, silog_loss
+from training.losses import scale_invariant_loss, silog_loss, ssi_loss
 
 
 def test_silog_matches_zoedepth_formula_on_upsampled_prediction():
@@ -54,3 +54,61 @@ def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path):
     assert cfg.optim.pct_start == 0.7 and cfg.optim.final_div_factor == 10000.0
     with pytest.raises(ValueError, match='multiples of 32'):
         config_from_dict({'model': {'image_size': [60, 64]}})
+
+
+def _ssi_case(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(3, 1, 16, 20, generator=g) * 9 + 0.5
+    valid = torch.rand(3, 1, 16, 20, generator=g) > 0.25
+    pred = torch.rand(3, 1, 8, 10, generator=g) + 0.1
+    return pred, gt, valid
+
+
+def test_ssi_loss_is_invariant_to_scale_and_shift_of_the_prediction():
+    pred, gt, valid = _ssi_case()
+    base = float(ssi_loss(pred, gt, valid))
+    assert base > 0.01
+    # a different scale and shift per image, negative scale included
+    s = torch.tensor([0.05, 7.0, -3.0]).view(3, 1, 1, 1)
+    t = torch.tensor([2.0, -2.0, 0.3]).view(3, 1, 1, 1)
+    assert float(ssi_loss(s * pred + t, gt, valid)) == pytest.approx(base, rel=1e-4)
+    # but not to a non-affine change: an exact disparity squared is penalised
+    good = 2.0 / gt + 1.0
+    assert float(ssi_loss(good, gt, valid)) < 1e-6 < 1e-2 < float(ssi_loss(good ** 2, gt, valid))
+
+
+def test_ssi_loss_is_zero_at_an_affine_disparity_and_not_at_depth():
+    _, gt, valid = _ssi_case(4)
+    s = torch.tensor([0.2, 3.0, 11.0]).view(3, 1, 1, 1)
+    t = torch.tensor([1.0, -0.05, 0.0]).view(3, 1, 1, 1)
+    assert float(ssi_loss(s / gt + t, gt, valid)) < 1e-6
+    assert float(ssi_loss(s / gt + t, gt, valid, grad_weight=0.0)) < 1e-9
+    # depth (not disparity) is not an affine function of disparity: a real loss remains
+    assert float(ssi_loss(gt, gt, valid)) > 1e-3
+    with pytest.raises(ValueError, match='two valid pixels'):
+        ssi_loss(gt, gt, torch.zeros_like(valid))
+
+
+def test_ssi_loss_matches_the_closed_form_on_one_image():
+    """Data term: least-squares aligned MSE / 2 (MiDaS's batch reduction), computed by hand."""
+    pred, gt, valid = _ssi_case(5)
+    up = torch.nn.functional.interpolate(pred, size=gt.shape[-2:], mode='bilinear',
+                                         align_corners=True)
+    total, count = 0.0, 0
+    for i in range(3):
+        m = valid[i, 0].numpy()
+        x, y = up[i, 0].numpy()[m].astype(np.float64), 1.0 / gt[i, 0].numpy()[m]
+        a = np.stack([x, np.ones_like(x)], 1)
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        total += float(np.sum((a @ coef - y) ** 2))
+        count += int(m.sum())
+    got = float(ssi_loss(pred, gt, valid, grad_weight=0.0))
+    assert got == pytest.approx(total / (2 * count), rel=1e-3)
+
+
+def test_relative_output_option_is_checked():
+    assert config_from_dict({'model': {'variant': 'relative',
+                                       'relative_output': 'affine_disparity'}}
+                            ).model.relative_output == 'affine_disparity'
+    with pytest.raises(ValueError, match='relative_output'):
+        config_from_dict({'model': {'relative_output': 'disparity'}})

@@ -11,6 +11,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 VARIANTS = ('av', 'v', 'relative')
+#: What a relative model learns (``model.relative_output``): 'depth' up to a scale (per-image
+#: scale-invariant loss, median scaling), or 'affine_disparity', disparity up to a scale and a
+#: shift, trained as MiDaS and Depth Anything are (scale-and-shift-invariant loss; scaled by
+#: scale-and-shift).
+RELATIVE_OUTPUTS = ('depth', 'affine_disparity')
 ECHO_SCALES = ('none', 'aux', 'anchor')
 
 
@@ -19,6 +24,10 @@ class ModelConfig:
     """The network: which variant, backbones, and ZoeDepth head settings."""
 
     variant: str = 'av'  # 'av' audio-visual, 'v' visual-only, 'relative' relative depth
+    # Relative models only: 'depth' (depth up to a scale, the per-image scale-invariant loss)
+    # or 'affine_disparity' (disparity up to a scale and a shift, MiDaS's scale-and-shift-
+    # invariant loss L_ssi with gradient matching; see training/losses.py).
+    relative_output: str = 'depth'
     image_size: Tuple[int, int] = (256, 256)
     backbone: str = 'tf_efficientnet_lite3'
     backbone_weights: Optional[str] = None  # local file; nothing is downloaded
@@ -69,6 +78,9 @@ class ModelConfig:
                              f'{self.echo_scale!r}')
         if self.variant not in VARIANTS:
             raise ValueError(f'model.variant must be one of {VARIANTS}, got {self.variant!r}')
+        if self.relative_output not in RELATIVE_OUTPUTS:
+            raise ValueError(f'model.relative_output must be one of {RELATIVE_OUTPUTS}, got '
+                             f'{self.relative_output!r}')
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ValueError(f'model.image_size must be positive multiples of 32, got '
@@ -117,6 +129,9 @@ class TrainConfig:
     max_steps: Optional[int] = None  # stop early (schedule still spans max_steps)
     batch_size: int = 16  # global; split across DDP ranks as ZoeDepth does
     silog_beta: float = 0.15
+    # Weight of MiDaS's multi-scale gradient matching term in the scale-and-shift-invariant
+    # loss (relative models with model.relative_output 'affine_disparity'; MiDaS: 0.5).
+    ssi_grad_weight: float = 0.5
     # Weight of the auxiliary echo scale loss, |echo log-scale - mean log gt| per image (AV
     # models with model.echo_scale 'aux' or 'anchor').
     echo_scale_weight: float = 10.0

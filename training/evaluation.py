@@ -2,7 +2,9 @@
 
 Every number comes from the core (one implementation for training, the robot and reports):
 predictions are resized to the ground-truth resolution and masked (0 < gt <= max_depth) by
-``depth_metrics``; relative maps are put on a metric scale by ``fit_scale`` (median ratio).
+``depth_metrics``; relative maps are put on a metric scale by ``fit_scale``: the median ratio
+for depth-up-to-scale models (the paper), scale-and-shift in disparity for affine-invariant
+disparity models (``core.scale.default_scale_method``, what the runtime's 'auto' picks).
 """
 
 from typing import Dict, Iterable, Mapping, Optional
@@ -10,7 +12,8 @@ from typing import Dict, Iterable, Mapping, Optional
 from avs_net_ros.core.errors import EmptyMaskError
 from avs_net_ros.core.metrics import (aide_per_band, AideAccumulator, depth_metrics,
                                       MetricAverager)
-from avs_net_ros.core.scale import fit_scale
+from avs_net_ros.core.resize import resize_nearest
+from avs_net_ros.core.scale import default_scale_method, fit_scale, output_relative_kind
 
 import numpy as np
 import torch
@@ -47,9 +50,16 @@ def gt_maps(batch: Mapping[str, torch.Tensor]) -> np.ndarray:
     return np.where(batch['valid'][:, 0].numpy(), depth, 0.0)
 
 
-def scale_relative(relative: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Put a relative depth map on the scale of ``reference`` (paper: median ratio)."""
-    return fit_scale(relative, reference, 'median').apply(relative)
+def scale_relative(relative: np.ndarray, reference: np.ndarray,
+                   output: str = 'depth') -> np.ndarray:
+    """Put a relative map that outputs ``output`` on the scale of ``reference``.
+
+    ``output`` is a relative model's ``relative_output``: 'depth' is fitted by the median
+    ratio (paper), 'affine_disparity' by scale-and-shift in disparity.
+    """
+    fit = fit_scale(relative, reference, default_scale_method(output),
+                    relative_kind=output_relative_kind(output))
+    return fit.apply(relative)
 
 
 def _score(avg: MetricAverager, pred: np.ndarray, gt: np.ndarray, max_depth: float) -> bool:
@@ -69,9 +79,10 @@ def evaluate(models: Mapping[str, nn.Module], loader: Iterable, max_depth: float
     Returns {'metrics': {row: {metric: mean}}, 'aide': {k: (AIDE_k, n)} (when ``aide_pair`` =
     (visual-only name, audio-visual name)), 'samples': the first ``keep`` images and maps,
     'skipped': images without a valid pixel}. Rows are the model names, plus
-    ``'<relative> x <name>'`` for the scaled relative model and ``'<relative> x GT'`` (median
-    scaling with the ground truth, the usual upper bound).
+    ``'<relative> x <name>'`` for the scaled relative model and ``'<relative> x GT'`` (the
+    same fit against the ground truth, the usual upper bound).
     """
+    output = getattr(unwrap(relative), 'relative_output', 'depth') if relative else 'depth'
     for m in list(models.values()) + ([relative] if relative is not None else []):
         m.eval()
     avgs: Dict[str, MetricAverager] = {}
@@ -86,10 +97,12 @@ def evaluate(models: Mapping[str, nn.Module], loader: Iterable, max_depth: float
             rows = {name: p[i] for name, p in preds.items()}
             if rel is not None:
                 for name, p in preds.items():
-                    rows[f'relative x {name}'] = scale_relative(rel[i], p[i])
+                    rows[f'relative x {name}'] = scale_relative(rel[i], p[i], output)
                 gt_small = _gt_like(gt[i], rel[i].shape)
-                if np.any(gt_small > 0):
-                    rows['relative x GT'] = fit_scale(rel[i], gt_small, 'median').apply(rel[i])
+                try:
+                    rows['relative x GT'] = scale_relative(rel[i], gt_small, output)
+                except EmptyMaskError:  # no valid ground truth at the relative map's grid
+                    pass
             ok = [_score(avgs.setdefault(k, MetricAverager()), v, gt[i], max_depth)
                   for k, v in rows.items()]
             skipped += not any(ok)
@@ -106,8 +119,4 @@ def evaluate(models: Mapping[str, nn.Module], loader: Iterable, max_depth: float
 
 def _gt_like(gt: np.ndarray, shape: tuple) -> np.ndarray:
     """Nearest-neighbour ground truth at a prediction's size (keeps invalid pixels at 0)."""
-    if gt.shape == tuple(shape):
-        return gt
-    rows = (np.arange(shape[0]) * gt.shape[0] / shape[0]).astype(int)
-    cols = (np.arange(shape[1]) * gt.shape[1] / shape[1]).astype(int)
-    return gt[rows][:, cols]
+    return resize_nearest(gt, shape)

@@ -14,12 +14,20 @@ activations fp16, inputs and output still float32 (the contract's types), and th
 head's log-binomial tail kept in float32, since its logits are divided by temperatures down to
 0.02 and exponentiated (as the PyTorch model keeps the head out of autocast). The fp16 graph
 is checked against PyTorch with ``--fp16-tolerance``.
+
+``--foreign DESCRIPTION.yaml`` (relative models) writes a file the way third-party projects
+ship theirs, MiDaS's conventions: no avs_net_ros metadata, the normalisation left to the
+caller (the graph takes the normalised image), input ``input`` of a fixed size and output
+``output``. The description (``config/foreign/*.yaml``, read by ``ForeignModelSpec``) must
+state the model's output kind, input size and mean/std, or the export fails naming the
+field; the runtime can then use the file only through that description. Parity is checked
+on images normalised as the description says.
 """
 
 import argparse
 import io
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, TYPE_CHECKING
 
 from avs_net_ros.core.contract import (DEPTH_OUTPUT, ECHO_INPUT, EchoContract, IMAGE_INPUT,
                                        KIND_AV, KIND_RELATIVE, KIND_V, ModelContract,
@@ -32,6 +40,9 @@ from torch import nn
 
 from training.config import config_from_dict, ModelConfig
 from training.models.avs_net import build_model
+
+if TYPE_CHECKING:
+    from avs_net_ros.core.foreign import ForeignModelSpec
 
 
 #: Metadata entry that records a precision other than float32 (not part of the contract).
@@ -69,7 +80,8 @@ def make_contract(config: ModelConfig, echo: Optional[EchoContract] = None) -> M
     """
     size = tuple(config.image_size)
     if config.variant == 'relative':
-        return ModelContract(kind=KIND_RELATIVE, image_size=size, relative_output='depth')
+        return ModelContract(kind=KIND_RELATIVE, image_size=size,
+                             relative_output=config.relative_output)
     if config.variant == 'v':
         return ModelContract(kind=KIND_V, image_size=size, min_depth=config.min_depth,
                              max_depth=config.max_depth)
@@ -186,6 +198,90 @@ def convert_fp16(fp32_path: str, out: str,
     read_onnx_contract(out)
 
 
+class _ForeignGraph(nn.Module):
+    """A relative model without its normalisation: the caller feeds the normalised image."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_normalized(image)
+
+
+def check_description(model: nn.Module, spec: 'ForeignModelSpec') -> None:
+    """Check that a third-party description says how ``model`` (a relative model) is fed.
+
+    Raises:
+        ExportError: every field that disagrees with the model, named.
+
+    """
+    c = model.config
+    mean = model.normalize.mean.flatten().tolist()
+    std = model.normalize.std.flatten().tolist()
+    problems = []
+    if spec.output != c.relative_output:
+        problems.append(f'output {spec.output!r} != the model: {c.relative_output!r}')
+    if tuple(spec.input_size) != tuple(c.image_size):
+        problems.append(f'input_size {list(spec.input_size)} != the model: '
+                        f'{list(c.image_size)}')
+    if not np.allclose(spec.mean, mean, atol=1e-6) or not np.allclose(spec.std, std, atol=1e-6):
+        problems.append(f'mean/std {list(spec.mean)}/{list(spec.std)} != the model: '
+                        f'{mean}/{std}')
+    if spec.channel_order != 'RGB' or spec.pixel_range != 1.0:
+        problems.append('channel_order must be RGB and pixel_range 1.0 (what it was trained on)')
+    if spec.input_name not in ('', 'input') or spec.output_name not in ('', 'output'):
+        problems.append("tensor names must be empty or 'input' / 'output'")
+    if problems:
+        raise ExportError('the description does not fit the model: ' + '; '.join(problems))
+
+
+def export_foreign(model: nn.Module, spec: 'ForeignModelSpec', path: str, *,
+                   tolerance: float = 1e-3, opset: int = 17, verbose: bool = True) -> float:
+    """Export a relative model as a third-party file (see the module docstring).
+
+    Returns the max abs difference from PyTorch on images normalised as ``spec`` says.
+
+    Raises:
+        ExportError: the description does not fit the model, or parity fails.
+
+    """
+    import onnxruntime as ort
+
+    model = model.eval().cpu()
+    if getattr(model, 'relative_output', None) is None:
+        raise ExportError('only relative models can be exported as third-party files')
+    check_description(model, spec)
+    graph = _ForeignGraph(model).eval()
+    h, w = model.config.image_size
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(graph, (torch.zeros(1, 3, h, w),), buf, input_names=['input'],
+                          output_names=['output'], dynamo=False, opset_version=opset,
+                          dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
+    proto = onnx.load_from_string(buf.getvalue())
+    del proto.metadata_props[:]
+    onnx.save_model(proto, path, save_as_external_data=False)
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    worst = 0.0
+    for seed in (1, 2):
+        image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ref = model(image)['relative'].numpy()
+        mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
+        got = sess.run(None, {'input': (image.numpy() - mean) / std})[0]
+        rel = float(np.max(np.abs(got - ref))) / max(float(np.max(np.abs(ref))), 1e-12)
+        worst = max(worst, rel)
+    if verbose:
+        print(f'{path}: third-party style {spec.output} model, no metadata, max relative diff '
+              f'vs PyTorch {worst:.3g} (tolerance {tolerance:g})')
+    if not worst <= tolerance:
+        raise ExportError(f'{path}: ONNX Runtime differs from PyTorch by {worst:.3g} (relative)')
+    return worst
+
+
 def load_checkpoint_model(path: str) -> Tuple[nn.Module, ModelConfig, dict]:
     """Rebuild a trained model from a trainer checkpoint; return (model, config, raw dict)."""
     state = torch.load(path, map_location='cpu', weights_only=False)
@@ -208,8 +304,15 @@ def main(argv: Optional[list] = None) -> None:
                    help='write the graph in half precision (for GPUs; float32 I/O)')
     p.add_argument('--fp16-tolerance', type=float, default=2e-2,
                    help='largest fp16 difference from PyTorch, relative to the output range')
+    p.add_argument('--foreign', metavar='DESCRIPTION.yaml', default=None,
+                   help='relative models: write a third-party style file (no metadata, '
+                        'normalisation outside the graph) that this description fits')
     args = p.parse_args(argv)
     model, mcfg, state = load_checkpoint_model(args.checkpoint)
+    if args.foreign:
+        from avs_net_ros.core.foreign import read_spec_file
+        export_foreign(model, read_spec_file(args.foreign), args.out, tolerance=args.tolerance)
+        return
     echo = echo_contract(config_from_dict(state['config'])) if mcfg.variant == 'av' else None
     contract = make_contract(mcfg, echo)
     if not args.fp16:

@@ -1,7 +1,10 @@
-"""Losses: ZoeDepth's SILog for metric depth, a per-image scale-invariant loss for relative depth.
+"""Losses: ZoeDepth's SILog, and the relative models' scale- or scale-and-shift-invariant ones.
 
-Both upsample the prediction to the ground-truth size (bilinear, align_corners=True, as
-ZoeDepth) and use valid pixels only; both run in float32 with autocast off.
+SILog trains metric depth; relative models learn depth up to a scale with a per-image
+scale-invariant loss, or disparity up to a scale and a shift with MiDaS's
+scale-and-shift-invariant loss. All upsample the prediction to the ground-truth size
+(bilinear, align_corners=True, as ZoeDepth) and use valid pixels only; all run in float32
+with autocast off.
 """
 
 import torch
@@ -76,3 +79,70 @@ def echo_scale_loss(log_scale: torch.Tensor, gt: torch.Tensor,
     """
     with torch.autocast(device_type=log_scale.device.type, enabled=False):
         return (log_scale.float() - log_mean_depth(gt, valid)).abs().mean()
+
+
+def align_scale_shift(pred: torch.Tensor, target: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """Return ``s * pred + t`` with (s, t) per image minimising sum(mask (s pred + t - target)^2).
+
+    MiDaS's ``compute_scale_and_shift`` (the 2x2 normal equations per image), solved in the
+    centred form s = cov(pred, target) / var(pred), t = mean(target) - s mean(pred), which
+    stays accurate when the prediction carries a large shift. Images whose prediction is
+    constant over the mask keep s = 0 (t = the target's mean).
+    """
+    n = mask.sum((1, 2, 3), keepdim=True).clamp_min(1)
+    mp = (mask * pred).sum((1, 2, 3), keepdim=True) / n
+    mt = (mask * target).sum((1, 2, 3), keepdim=True) / n
+    dp = (pred - mp) * mask
+    var = (dp * dp).sum((1, 2, 3), keepdim=True)
+    cov = (dp * (target - mt)).sum((1, 2, 3), keepdim=True)
+    ok = var > 1e-24
+    s = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.zeros_like(var))
+    return s * (pred - mp) + mt
+
+
+def _gradient_matching(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    gx = (diff[..., 1:] - diff[..., :-1]).abs() * (mask[..., 1:] * mask[..., :-1])
+    gy = (diff[..., 1:, :] - diff[..., :-1, :]).abs() * (mask[..., 1:, :] * mask[..., :-1, :])
+    return gx.sum() + gy.sum()
+
+
+def ssi_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+             grad_weight: float = 0.5, scales: int = 4) -> torch.Tensor:
+    """Return MiDaS's scale-and-shift-invariant loss on disparity (Ranftl et al., L_ssi).
+
+    ``pred`` is a disparity known up to a scale and a shift per image; the target is the
+    ground truth's disparity 1 / gt on valid pixels. Each prediction is aligned to it by least
+    squares (``align_scale_shift``), then the loss is the mean squared residual over the
+    batch's valid pixels divided by 2, plus ``grad_weight`` times the multi-scale gradient
+    matching term over ``scales`` scales (steps 1, 2, 4, 8), each normalised by its valid
+    pixel count, as MiDaS's ``ScaleAndShiftInvariantLoss`` (batch-based reduction, alpha 0.5).
+    Invariant to any scale and shift of ``pred``, and zero when ``pred`` is an exact affine
+    function of 1 / gt.
+
+    Raises:
+        ValueError: bad shapes, or an image with fewer than two valid pixels.
+
+    """
+    _check(pred, gt, valid)
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        # float64: the fit divides by the prediction's variance, small for a shifted map
+        pred = _to_gt(pred.float(), gt).double()
+        m = valid.double()
+        if bool((m.flatten(1).sum(1) < 2).any()):
+            raise ValueError('scale-and-shift-invariant loss needs two valid pixels in every '
+                             'image')
+        target = torch.where(valid.bool(), 1.0 / gt.double().clamp_min(1e-6),
+                             torch.zeros_like(pred))
+        aligned = align_scale_shift(pred, target, m)
+        diff = (aligned - target) * m
+        loss = (diff * diff).sum() / (2 * m.sum())
+        if grad_weight > 0:
+            grad = 0.0
+            for k in range(scales):
+                step = 2 ** k
+                mk = m[..., ::step, ::step]
+                grad = grad + (_gradient_matching(diff[..., ::step, ::step], mk)
+                               / mk.sum().clamp_min(1))
+            loss = loss + grad_weight * grad
+        return loss.float()

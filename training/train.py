@@ -5,10 +5,12 @@
 
 Single process on CPU or CUDA when launched plainly; DDP (NCCL on CUDA, gloo on CPU) when the
 torchrun environment (WORLD_SIZE > 1) is present. Loss: SILog (beta 0.15) for AV/V, the
-per-image scale-invariant loss for the relative model. AdamW with ZoeDepth's parameter groups
-and OneCycle schedule, gradient-norm clipping, bf16 autocast on CUDA, TensorBoard logs under
-``<out_dir>/tb``, checkpoints ``<out_dir>/last.pt`` (resumed exactly: model, optimiser,
-schedule, step, data order and RNG states) and ``<out_dir>/best.pt`` (lowest val AbsRel).
+per-image scale-invariant loss for the relative model, or MiDaS's scale-and-shift-invariant
+loss on disparity when ``model.relative_output`` is 'affine_disparity'. AdamW with ZoeDepth's
+parameter groups and OneCycle schedule, gradient-norm clipping, bf16 autocast on CUDA,
+TensorBoard logs under ``<out_dir>/tb``, checkpoints ``<out_dir>/last.pt`` (resumed exactly:
+model, optimiser, schedule, step, data order and RNG states) and ``<out_dir>/best.pt`` (lowest
+val AbsRel).
 """
 
 import argparse
@@ -29,7 +31,7 @@ from tqdm import tqdm
 from training.config import config_to_dict, load_config, TrainConfig
 from training.datasets.augment import augment_batch
 from training.evaluation import evaluate, forward_batch, unwrap
-from training.losses import echo_scale_loss, scale_invariant_loss, silog_loss
+from training.losses import echo_scale_loss, scale_invariant_loss, silog_loss, ssi_loss
 from training.models.avs_net import build_model, parameter_groups
 
 
@@ -167,6 +169,8 @@ class Trainer:
         m = self.config.model
         valid = batch['valid'].to(self.device) & (depth > m.min_depth) & (depth <= m.max_depth)
         if self.variant == 'relative':
+            if m.relative_output == 'affine_disparity':
+                return ssi_loss(out['relative'], depth, valid, self.config.ssi_grad_weight)
             return scale_invariant_loss(out['relative'], depth, valid)
         loss = silog_loss(out['depth'], depth, valid, self.config.silog_beta)
         if 'echo_log_scale' in out and self.config.echo_scale_weight > 0:
@@ -265,7 +269,7 @@ class Trainer:
         return metrics
 
     def validate(self) -> Dict[str, float]:
-        """Return AbsRel etc. on the validation set (relative models: median-scaled to the GT)."""
+        """Return AbsRel etc. on the validation set (relative models: fitted to the GT)."""
         loader = DataLoader(self.val_set, batch_size=1, num_workers=self.config.data.workers)
         model = unwrap(self.model)
         if self.variant == 'relative':

@@ -96,6 +96,22 @@ def resize_bilinear(x: np.ndarray, size: Tuple[int, int], *, align_corners: bool
     return np.ascontiguousarray(out.reshape(lead + (out_h, out_w)))
 
 
+def resize_nearest(x: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Resample the last two axes of ``x`` to ``size`` by nearest neighbour (top-left rule).
+
+    For masks and ground truth: every output pixel is one input pixel, so invalid values (0,
+    NaN) stay invalid instead of blending into their neighbours.
+    """
+    x = np.asarray(x)
+    h, w = x.shape[-2:]
+    out_h, out_w = int(size[0]), int(size[1])
+    if (h, w) == (out_h, out_w):
+        return x
+    rows = (np.arange(out_h) * h / out_h).astype(int)
+    cols = (np.arange(out_w) * w / out_w).astype(int)
+    return x[..., rows, :][..., cols]
+
+
 @lru_cache(maxsize=64)
 def _sparse_weights(in_size: int, out_size: int, align_corners: bool, antialias: bool,
                     dtype: str) -> sparse.csr_matrix:

@@ -4,8 +4,9 @@ For each AVS-Net variant (an AV model and, optionally, its visual-only twin) and
 model, the paper's tables are filled at ground-truth resolution:
 
 - Table 1: the first-stage pseudo-dense maps M_p (V) and M_p (AV);
-- Table 2: the relative model's raw output (w/o), scaled by the visual-only M_p (Baseline) and
-  by the audio-visual M_p (Proposed);
+- Table 2: the relative model's raw output (w/o), scaled by the visual-only M_p (Baseline),
+  by the audio-visual M_p (Proposed), and by the ground truth itself (GT oracle: the same fit,
+  the method's upper bound);
 - AIDE_k per 1 m band of Proposed over Baseline (and of M_p (AV) over M_p (V)).
 
 Each model runs once per frame (the relative map is paired with both the AV and the V M_p
@@ -34,8 +35,8 @@ from avs_net_ros.core.foreign import ForeignModelSpec
 from avs_net_ros.core.metrics import aide_per_band, depth_metrics, GroundTruth
 from avs_net_ros.core.scale import AUTO_SCALE
 from avs_net_ros.eval.bagio import BagFrames, Frame, ReadReport
-from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED,
-                                      ROW_RAW, Table)
+from avs_net_ros.eval.scoring import (Aide, ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_ORACLE,
+                                      ROW_PROPOSED, ROW_RAW, Table, TABLE2_ROWS)
 from avs_net_ros.eval.topics import BagTopics
 from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
@@ -314,7 +315,7 @@ class FrameEvaluator:
                 yield ('table1', n), ROW_MP_V, f'{n}/{ROW_MP_V}', p['mp_v']
                 yield ('aide', n, AIDE_MP), '', '', (p['mp_v'], p['mp_av'])
             for r in self.relatives:
-                for row in (ROW_RAW, ROW_BASELINE, ROW_PROPOSED):
+                for row in TABLE2_ROWS:
                     if row in p[r]:
                         yield ('table2', n, r), row, f'{n}/{r}/{row}', p[r][row]
                 if ROW_BASELINE in p[r]:
@@ -336,11 +337,17 @@ class FrameEvaluator:
         hw = rgb.shape[:2]
         images: Dict[Tuple[int, int], np.ndarray] = {}  # resized inputs, shared by the models
         first = self.variants[0].name
-        rel_raw, rel_cam = {}, {}
+        rel_raw, rel_cam, rel_gt = {}, {}, {}
         for r in self.relatives:
             pipe = self.av_rel[first][r]
             rel_raw[r] = pipe.run_relative(rgb, images)
             rel_cam[r] = pipe.relative_to_camera(rel_raw[r], hw)
+            try:
+                fit = pipe.fit_ground_truth(rel_raw[r], frame.ground_truth, self.max_depth,
+                                            self.min_depth)
+                rel_gt[r] = fit.apply(rel_cam[r])
+            except EmptyMaskError:  # no valid ground truth: the frame has no oracle
+                pass
         out: Dict[str, Dict[str, Any]] = {}
         for var in self.variants:
             n = var.name
@@ -356,6 +363,8 @@ class FrameEvaluator:
                                                    rel_cam[r])
                 q = {ROW_RAW: rel_cam[r], ROW_PROPOSED: res_av.metric,
                      'scale_av': res_av.scale}
+                if r in rel_gt:
+                    q[ROW_ORACLE] = rel_gt[r]
                 if m_v is not None:
                     res_v = self.v_rel[n][r].combine(m_v, rel_raw[r], hw, p['mp_v'],
                                                      rel_cam[r])

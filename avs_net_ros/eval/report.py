@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Sequence
 
 from avs_net_ros.eval.figures import plot_aide_bars, plot_depth_rows
 from avs_net_ros.eval.offline import EvalResult, Panel
-from avs_net_ros.eval.scoring import ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED, ROW_RAW
+from avs_net_ros.eval.scoring import (ROW_BASELINE, ROW_MP_AV, ROW_MP_V, ROW_PROPOSED,
+                                      TABLE2_ROWS)
 from avs_net_ros.eval.tables import change, fmt, metric_rows, METRICS, write_csv
 import numpy as np
 
@@ -60,11 +61,13 @@ def markdown(res: EvalResult, title: str = 'Depth evaluation') -> str:
                 lines += [f'Output {how["output"]}, fed from its {how["fed"]}; scale method '
                           f'{method}.', '']
             lines += (['w/o = raw relative output; Baseline = scaled by MEDIAN(M_p V)/'
-                       'MEDIAN(R); Proposed = scaled by MEDIAN(M_p AV)/MEDIAN(R).', '']
+                       'MEDIAN(R); Proposed = scaled by MEDIAN(M_p AV)/MEDIAN(R); GT oracle = '
+                       'scaled by MEDIAN(GT)/MEDIAN(R) (upper bound).', '']
                       if method == 'median' else
                       [f'w/o = raw relative output; Baseline = fitted to M_p V by {method}; '
-                       f'Proposed = fitted to M_p AV by {method}.', ''])
-            lines += _md_table(rows, (ROW_RAW, ROW_BASELINE, ROW_PROPOSED))
+                       f'Proposed = fitted to M_p AV by {method}; GT oracle = fitted to the '
+                       f'ground truth by {method} (upper bound).', ''])
+            lines += _md_table(rows, TABLE2_ROWS)
             if ROW_BASELINE in rows and ROW_PROPOSED in rows:
                 lines += ['', 'δ1 change Proposed vs Baseline: '
                           + _gain(rows[ROW_BASELINE], rows[ROW_PROPOSED], 'delta1')]

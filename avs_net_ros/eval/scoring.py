@@ -14,6 +14,11 @@ import numpy as np
 
 #: Table 2 rows: raw relative output, scaled by the visual-only M_p, scaled by the AV M_p.
 ROW_RAW, ROW_BASELINE, ROW_PROPOSED = 'w/o', 'Baseline', 'Proposed'
+#: Table 2's upper bound: the relative output fitted to the ground truth itself, by the same
+#: method as Baseline and Proposed (median ratio, or scale-and-shift for affine disparity).
+ROW_ORACLE = 'GT oracle'
+#: Table 2's rows in order.
+TABLE2_ROWS = (ROW_RAW, ROW_BASELINE, ROW_PROPOSED, ROW_ORACLE)
 #: Table 1 rows: the first-stage pseudo-dense maps.
 ROW_MP_V, ROW_MP_AV = 'M_p (V)', 'M_p (AV)'
 

@@ -14,7 +14,7 @@ from avs_net_ros.core.contract import (ECHO_INPUT, IMAGE_INPUT, KIND_AV, KIND_RE
                                        KIND_V)
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.foreign import ForeignModelSpec
-from avs_net_ros.core.resize import resize_bilinear
+from avs_net_ros.core.resize import resize_bilinear, resize_nearest
 from avs_net_ros.core.scale import (AUTO_SCALE, default_scale_method, disparity_to_depth,
                                     fit_scale, output_relative_kind, RELATIVE_OUTPUTS,
                                     SCALE_METHODS, ScaleFit, valid_depth_mask)
@@ -222,6 +222,25 @@ class MetricDepthPipeline:
         lo, hi = self.avs.contract.min_depth, self.avs.contract.max_depth
         mask = valid_depth_mask(pseudo_dense, lo, hi)
         return fit_scale(relative, pseudo_dense, self.scale_method, mask=mask)
+
+    def fit_ground_truth(self, rel_raw: np.ndarray, ground_truth: np.ndarray,
+                         max_depth: float, min_depth: float = 0.0) -> ScaleFit:
+        """Fit the relative output to the ground truth: ``fit``'s oracle, GT in place of M_p.
+
+        Same scale method and grid as ``fit`` (the relative model's output resolution, where
+        the ground truth is resampled by nearest neighbour, so invalid pixels stay out); only
+        pixels with ``min_depth`` < gt <= ``max_depth`` count. The paper's upper bound for
+        scaling a relative model: the median ratio against the ground truth for depth, the
+        scale-and-shift fit for affine-invariant disparity.
+
+        Raises:
+            EmptyMaskError: too few valid ground-truth pixels on that grid.
+
+        """
+        rel = self._as_depth(rel_raw)
+        gt = resize_nearest(np.asarray(ground_truth, dtype=np.float32), rel.shape)
+        return fit_scale(rel, gt, self.scale_method,
+                         mask=valid_depth_mask(gt, min_depth, max_depth))
 
     def infer(self, rgb: np.ndarray, echo: Optional[np.ndarray] = None,
               sample_rate: Optional[int] = None) -> DepthResult:

@@ -11,7 +11,9 @@ Module boundaries and shapes (B = batch, image H x W, features F = 64, bottlenec
 
 The visual-only variant (V) is the same network without the echo encoder and the attention:
 its bottleneck goes to the decoder unchanged. The relative model is MidasNet alone with a
-softplus output: a positive depth known up to scale.
+softplus output: a positive depth known up to scale, or (``model.relative_output``
+'affine_disparity') a positive disparity known up to a scale and a shift, as MiDaS predicts
+(MiDaS ends in ReLU; softplus keeps every pixel invertible).
 """
 
 import math
@@ -128,21 +130,31 @@ def anchor_scale(depth: torch.Tensor, log_scale: torch.Tensor, min_depth: float,
 
 
 class RelativeDepthNet(nn.Module):
-    """MiDaS-small with a softplus output: depth up to an unknown per-image scale."""
+    """MiDaS-small with a softplus output: depth up to a scale, or affine-invariant disparity."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.takes_echo = False
+        #: 'depth' or 'affine_disparity' (training.config.RELATIVE_OUTPUTS)
+        self.relative_output = config.relative_output
         self.core = MidasNet(config.backbone, config.features, config.backbone_weights,
                              'softplus', config.backbone_kwargs)
         mean, std = backbone_mean_std(self.core.pretrained)
         self.normalize = _Normalize(config.mean or mean, config.std or std)
 
     def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Return {'relative': (B, 1, H, W)} positive relative depth."""
+        """Return {'relative': (B, 1, H, W)}, positive (``relative_output`` says what it is)."""
         _check_image(image)
-        return {'relative': self.core(self.normalize(image)) + 1e-3}
+        return {'relative': self.forward_normalized(self.normalize(image))}
+
+    def forward_normalized(self, image: torch.Tensor) -> torch.Tensor:
+        """Return the relative map of an image already normalised with ``normalize``'s mean/std.
+
+        What a graph without the normalisation computes (``training.export --foreign``: MiDaS's
+        convention, where the caller normalises).
+        """
+        return self.core(image) + 1e-3
 
 
 def build_model(config: ModelConfig) -> nn.Module:
