@@ -18,8 +18,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from training.models.avs_net import _Normalize
-from training.models.midas import backbone_mean_std, create_backbone, MidasNet
+from training.models.avs_net import image_normalisation, midas_core
+from training.models.midas import create_backbone
 from training.selfsup.config import SelfSupModelConfig
 from training.selfsup.geometry import disparity_to_depth
 
@@ -31,10 +31,7 @@ class DisparityNet(nn.Module):
         super().__init__()
         self.config = config
         self.takes_echo = False
-        self.core = MidasNet(config.backbone, config.features, config.backbone_weights,
-                             'sigmoid', config.backbone_kwargs)
-        mean, std = backbone_mean_std(self.core.pretrained)
-        self.normalize = _Normalize(config.mean or mean, config.std or std)
+        self.core, self.normalize = midas_core(config, 'sigmoid')
         # Decoder blocks r1, r2, r3 sit at strides 2, 4, 8 with F, F, 2F channels.
         widths = (config.features, config.features, 2 * config.features)
         self.heads = nn.ModuleList(
@@ -60,8 +57,7 @@ class PoseNet(nn.Module):
         super().__init__()
         self.encoder = create_backbone(config.pose_backbone, config.pose_backbone_weights,
                                        in_chans=6, out_indices=(4,))
-        mean, std = backbone_mean_std(self.encoder)
-        self.normalize = _Normalize(config.mean or mean, config.std or std)
+        self.normalize = image_normalisation(self.encoder, config.mean, config.std)
         self.scale = config.pose_scale
         c, w = self.encoder.feature_info.channels()[-1], config.pose_features
         self.decoder = nn.Sequential(
