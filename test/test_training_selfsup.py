@@ -128,7 +128,7 @@ def _tiny_config(tmp_path, **kw) -> SelfSupConfig:
     from training.config import OptimConfig
     values = {'model': model, 'optim': OptimConfig(lr=1e-3, weight_decay=0.0, clip_grad=0.0),
               'epochs': 50, 'batch_size': 3, 'out_dir': str(tmp_path / 'run'), 'log_every': 1,
-              'augment': False, 'threads': 2, 'loss': LossConfig()}
+              'augment': False, 'threads': 1, 'loss': LossConfig()}
     values.update(kw)
     return SelfSupConfig(**values)
 
@@ -246,3 +246,34 @@ def test_export_validate_and_run_in_the_pipeline(tmp_path, model_set, capsys):
     torch.save({'config': {'model': {'variant': 'relative'}}, 'model': {}}, bad)
     with pytest.raises(ValueError, match='not a self-supervised checkpoint'):
         load_disparity_net(str(bad))
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import os
+    import pathlib
+    import torch.distributed as dist
+    from training.selfsup.train import SelfSupervisedTrainer
+    from training.train import setup_distributed
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    info = setup_distributed('cpu')
+    samples = _rendered_triplets(SimulatedWorld(shoebox(6.0, 4.0, 3.0, 'concrete')))
+    cfg = _tiny_config(pathlib.Path(out_dir), batch_size=2, epochs=2, augment=True)
+    trainer = SelfSupervisedTrainer(cfg, samples, device='cpu', dist_info=info, progress=False)
+    trainer.fit()
+    flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    torch.save({'params': flat, 'step': trainer.step}, os.path.join(out_dir, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train_the_same_networks(tmp_path):
+    import torch.multiprocessing as mp
+    from test_training_ddp import _free_port
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = torch.load(tmp_path / 'rank0.pt'), torch.load(tmp_path / 'rank1.pt')
+    assert r0['step'] == r1['step'] == 2  # 2 triplets, 1 per rank per step, 2 epochs
+    assert torch.equal(r0['params'], r1['params'])
+    state = torch.load(tmp_path / 'run' / 'last.pt', weights_only=False)
+    assert any(k.startswith('pose.') for k in state['model'])
+    assert not any(k.startswith('module.') for k in state['model'])

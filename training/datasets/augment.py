@@ -28,9 +28,10 @@ def augment_batch(batch: Dict[str, torch.Tensor],
     flip = torch.rand(n, generator=generator) < 0.5
     photo = torch.rand(n, generator=generator) < 0.5
     jitter = 0.9 + 0.2 * torch.rand(n, 5, generator=generator)  # gamma, brightness, rgb gains
-    for key in ('depth', 'valid'):
-        out[key] = batch[key].clone()
-        out[key][flip] = out[key][flip].flip(-1)
+    for key in ('depth', 'valid'):  # absent from unlabelled (self-supervised) batches
+        if key in batch:
+            out[key] = batch[key].clone()
+            out[key][flip] = out[key][flip].flip(-1)
     for key in ('echo_spec', 'echo'):
         if key in batch:
             out[key] = batch[key].clone()

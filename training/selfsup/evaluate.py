@@ -37,7 +37,7 @@ class FlatDepth(nn.Module):
 
 
 def score(models: Dict[str, nn.Module], dataset, max_depth: float,
-          threads: int = 2) -> Dict[str, Dict[str, float]]:
+          threads: int = 1) -> Dict[str, Dict[str, float]]:
     """Return {name: metrics} of relative models median-scaled to the ground truth."""
     torch.set_num_threads(threads)
     out = {}
@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument('--config', required=True, help='the training config (its data.val)')
     p.add_argument('--checkpoint', action='append', default=[],
                    help='best.pt of a run (repeatable)')
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     args = p.parse_args(argv)
     config = load_selfsup_config(args.config)
     data = build_dataset(config.data.val, tuple(config.model.image_size), 'data.val')
