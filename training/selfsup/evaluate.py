@@ -58,6 +58,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     args = p.parse_args(argv)
     config = load_selfsup_config(args.config)
+    if not config.data.val:
+        p.error(f'{args.config} has no data.val to score on')
     data = build_dataset(config.data.val, tuple(config.model.image_size), 'data.val')
     models: Dict[str, nn.Module] = {FLAT: FlatDepth()}
     for path in args.checkpoint:
