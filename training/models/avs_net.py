@@ -147,7 +147,10 @@ class RelativeDepthNet(nn.Module):
         super().__init__()
         self.config = config
         self.takes_echo = False
-        self.core, self.normalize = midas_core(config, 'softplus')
+        self.core = MidasNet(config.backbone, config.features, config.backbone_weights,
+                             'softplus', config.backbone_kwargs)
+        mean, std = backbone_mean_std(self.core.pretrained)
+        self.normalize = _Normalize(config.mean or mean, config.std or std)
 
     def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Return {'relative': (B, 1, H, W)} positive relative depth."""
