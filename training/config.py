@@ -164,13 +164,14 @@ def _build(cls: type, values: Optional[Dict[str, Any]], where: str) -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(values: Dict[str, Any]) -> TrainConfig:
-    """Build a TrainConfig from nested dicts (as loaded from YAML)."""
-    return _build(TrainConfig, values, 'config')
+def config_from_dict(values: Dict[str, Any], cls: type = TrainConfig) -> Any:
+    """Build a TrainConfig (or another config dataclass) from nested dicts (as from YAML)."""
+    return _build(cls, values, 'config')
 
 
-def load_config(path: str, overrides: Optional[List[str]] = None) -> TrainConfig:
-    """Load a YAML config; ``overrides`` are ``dotted.key=yaml_value`` strings."""
+def load_config(path: str, overrides: Optional[List[str]] = None,
+                cls: type = TrainConfig) -> Any:
+    """Load a YAML config into ``cls``; ``overrides`` are ``dotted.key=yaml_value`` strings."""
     with open(path) as f:
         values = yaml.safe_load(f) or {}
     for item in overrides or []:
@@ -182,9 +183,9 @@ def load_config(path: str, overrides: Optional[List[str]] = None) -> TrainConfig
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = yaml.safe_load(raw)
-    return config_from_dict(values)
+    return config_from_dict(values, cls)
 
 
-def config_to_dict(config: TrainConfig) -> Dict[str, Any]:
+def config_to_dict(config: Any) -> Dict[str, Any]:
     """Return plain nested dicts (for checkpoints and logs)."""
     return asdict(config)

@@ -12,6 +12,10 @@ in memory (small simulated sets: decoding and the STFT then run once, not every 
 ``limit`` keeps the first N samples. ``max_depth`` sets the depth clip and the echo window;
 a test set of another family keeps the model's window and sets its own evaluation range with
 ``eval_max_depth`` (the paper's masks: 12 m for BV1, 30 m for BV2).
+
+Self-supervised training reads frame triplets: ``triplets: true``, ``triplet_interval``
+(frames, default 20), ``triplet_cross_split``, and ``intrinsics`` (pixel intrinsics of the
+stored images, for roots without a camera file: ``avs_net_ros.datasets.camera``).
 """
 
 from typing import Any, Dict, Optional, Tuple
@@ -25,6 +29,8 @@ from tqdm import tqdm
 from training.config import TrainConfig
 
 _KEYS = ('image', 'depth', 'valid', 'echo_spec', 'index')
+#: Kept too when the dataset gives them (frame triplets).
+_TRIPLET_KEYS = ('image_prev', 'image_next', 'intrinsics')
 
 
 class CachedDataset(Dataset):
@@ -33,14 +39,17 @@ class CachedDataset(Dataset):
     def __init__(self, base: Dataset, desc: str = 'cache') -> None:
         self.settings = getattr(base, 'settings', None)
         self.max_depth = getattr(base, 'max_depth', None)
-        self.samples = [{k: base[i][k] for k in _KEYS}
-                        for i in tqdm(range(len(base)), desc=desc, leave=False)]
+        self.samples = [_keep(base[i]) for i in tqdm(range(len(base)), desc=desc, leave=False)]
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
         return self.samples[i]
+
+
+def _keep(sample: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: sample[k] for k in _KEYS + _TRIPLET_KEYS if k in sample}
 
 
 class _Subset(Dataset):
@@ -70,7 +79,8 @@ def build_dataset(entry: Dict[str, Any], image_size: Tuple[int, int],
 
     entry = dict(entry)
     known = {'root', 'layout', 'split', 'depth_size', 'spec_size', 'max_depth', 'lead_in',
-             'locations', 'limit', 'cache', 'kind', 'eval_max_depth'}
+             'locations', 'limit', 'cache', 'kind', 'eval_max_depth', 'triplets',
+             'triplet_interval', 'triplet_cross_split', 'intrinsics'}
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ValueError(f'unknown dataset key(s) {unknown} in {desc} (known: {sorted(known)})')

@@ -122,14 +122,14 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
-        model = build_model(config.model).to(self.device)
+        model = self.build_model().to(self.device)
         self.variant = config.model.variant
         if self.info.world_size > 1:
             ids = [self.device.index] if self.device.type == 'cuda' else None
             model = DistributedDataParallel(model, device_ids=ids)
         self.model: nn.Module = model
         o = config.optim
-        groups = parameter_groups(model, o.lr, o.encoder_lr_factor, o.decoder_lr_factor)
+        groups = self.parameter_groups(model)
         self.optimizer = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
         if config.batch_size % self.info.world_size:
             raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
@@ -157,8 +157,20 @@ class Trainer:
         self.val_set = val_set
         self.step = 0
         self.best = math.inf
+        #: Extra scalars of the last step (a loss's terms), logged under train/ with the loss.
+        self.scalars: Dict[str, float] = {}
         if self.info.is_main and config.out_dir:
             os.makedirs(config.out_dir, exist_ok=True)
+
+    # -- what a subclass trains (training.selfsup.train) ------------------------------------
+    def build_model(self) -> nn.Module:
+        """Build the network this run optimises."""
+        return build_model(self.config.model)
+
+    def parameter_groups(self, model: nn.Module) -> list:
+        """Return the optimiser's parameter groups (ZoeDepth's: backbone, decoder, head)."""
+        o = self.config.optim
+        return parameter_groups(model, o.lr, o.encoder_lr_factor, o.decoder_lr_factor)
 
     # -- one step -------------------------------------------------------------------------
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -245,6 +257,8 @@ class Trainer:
                 bar.set_postfix(loss=f'{loss:.3f}')
                 if writer and self.step % self.config.log_every == 0:
                     writer.add_scalar('train/loss', loss, self.step)
+                    for k, v in self.scalars.items():
+                        writer.add_scalar(f'train/{k}', v, self.step)
                     for g in self.optimizer.param_groups:
                         writer.add_scalar(f'lr/{g.get("name", "group")}', g['lr'], self.step)
                 every = self.config.checkpoint_every
@@ -281,21 +295,24 @@ class Trainer:
         return res['metrics']['model']
 
 
-def main(argv: Optional[list] = None) -> None:
-    """Command-line entry point (see the module docstring)."""
+def run(argv: Optional[list], description: str, load=load_config, trainer_cls=None) -> None:
+    """Parse the command line, build the data and the trainer, resume if asked, train.
+
+    ``load(path, overrides)`` reads the config; ``trainer_cls`` defaults to ``Trainer``.
+    """
     from training.data import build_datasets
 
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(description=description)
     p.add_argument('--config', required=True, help='YAML config')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='override a config key, e.g. model.variant=v')
     p.add_argument('--resume', action='store_true', help='continue from <out_dir>/last.pt')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: best)')
     args = p.parse_args(argv)
-    config = load_config(args.config, args.set)
+    config = load(args.config, args.set)
     info = setup_distributed(args.device)
     train_set, val_set = build_datasets(config)
-    trainer = Trainer(config, train_set, val_set, args.device, info)
+    trainer = (trainer_cls or Trainer)(config, train_set, val_set, args.device, info)
     last = os.path.join(config.out_dir, 'last.pt')
     if args.resume and os.path.isfile(last):
         trainer.load_checkpoint(last)
@@ -304,6 +321,11 @@ def main(argv: Optional[list] = None) -> None:
         print(' '.join(f'{k}={v:.4f}' for k, v in metrics.items()))
     if info.world_size > 1:
         dist.destroy_process_group()
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    run(argv, __doc__.split('\n\n')[0])
 
 
 if __name__ == '__main__':

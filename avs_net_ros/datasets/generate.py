@@ -6,7 +6,10 @@ Example (a small BV2-like set from a fresh clone)::
 
 Each split gets its own locations (scenes), so validation and test scenes are never seen in
 training; every location is one robot trajectory of consecutive frames (``--frames`` per
-location). The same arguments give the same bytes, whatever ``--workers`` is. Besides the
+location). The same arguments give the same bytes, whatever ``--workers`` is. ``--motion robot``
+drives the camera as a robot at ``--frame-rate`` (``avs_net_ros.sim.motion``: bounded speed,
+turn rate and accelerations, stops), for sequences whose frames overlap (self-supervised
+triplets); the default is the family's 5 Hz wander. Besides the
 layout's files, each BV2 location folder (BV1 date folder) holds ``sim_meta.yaml`` with the
 scene, family, acoustic settings (emit sample, lead-in, chirp) and the camera poses.
 """
@@ -24,6 +27,7 @@ from avs_net_ros.datasets.simulate import (acoustic_config, BASE_TIME, FRAME_PER
                                            LocationSimulator)
 from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.sim.families import get_family, load_family_file, SceneFamily
+from avs_net_ros.sim.motion import RobotMotion
 
 from tqdm import tqdm
 import yaml
@@ -39,25 +43,29 @@ def _location_name(layout: str, split: str, loc: int) -> str:
     return f'Sim_{split}_{loc:03d}'
 
 
-def _time(split: str, loc: int, frame: int) -> float:
+def _time(split: str, loc: int, frame: int, period: float = FRAME_PERIOD) -> float:
     day = ('train', 'val', 'test').index(split) * 200 + loc
-    return BASE_TIME + day * 86400.0 + frame * FRAME_PERIOD
+    return BASE_TIME + day * 86400.0 + frame * period
+
+
+def _period(motion: Optional[RobotMotion]) -> float:
+    return FRAME_PERIOD if motion is None else 1.0 / motion.frame_rate
 
 
 def _work(task: Tuple) -> Tuple[str, int, List[List[str]]]:
     (layout, family, seed, split, loc, n_frames, frames, width, height, quality, out,
-     acoustic) = task
+     acoustic, motion) = task
     key = (layout, seed, split, loc)
     sim = _SIMS.get(key)
     if sim is None:
         _SIMS.clear()
         sim = LocationSimulator(family, layout, seed, split, loc, n_frames, width, height,
-                                acoustics=acoustic)
+                                acoustics=acoustic, motion=motion)
         _SIMS[key] = sim
     rows = []
     name = _location_name(layout, split, loc)
     for k, inst in sim.frames(frames):
-        t = _time(split, loc, k)
+        t = _time(split, loc, k, _period(motion))
         if layout == 'bv2':
             depth_mm = bv2.encode_depth_mm(inst.depth, inst.valid)
             bv2.write_instance(out, name, k, inst.rgb, depth_mm, inst.audio,
@@ -69,7 +77,8 @@ def _work(task: Tuple) -> Tuple[str, int, List[List[str]]]:
     return split, loc, rows
 
 
-def _meta(layout: str, family: SceneFamily, seed: int, sim: LocationSimulator) -> dict:
+def _meta(layout: str, family: SceneFamily, seed: int, sim: LocationSimulator,
+          motion: Optional[RobotMotion] = None) -> dict:
     ac = sim.world.acoustics
     flight = sim.world.rig.direct_path_samples(ac.sample_rate, ac.speed_of_sound)
     scene = sim.scene
@@ -93,7 +102,8 @@ def _meta(layout: str, family: SceneFamily, seed: int, sim: LocationSimulator) -
                 for k, v in asdict(sim.world.rig).items()},
         'camera': {'width': sim.width, 'height': sim.height,
                    'hfov_deg': sim.world.hfov_deg},
-        'frame_period': FRAME_PERIOD,
+        'frame_period': _period(motion),
+        **({} if motion is None else {'motion': motion.to_dict()}),
         'poses': [[round(p.x, 4), round(p.y, 4), round(p.z, 4), round(p.yaw, 5),
                    round(p.pitch, 5)] for p in sim.poses],
     }
@@ -103,8 +113,12 @@ def generate(out: str, layout: str = 'bv2', counts: Optional[Dict[str, int]] = N
              seed: int = 0, family: Optional[SceneFamily] = None,
              size: Optional[Tuple[int, int]] = None, frames_per_location: int = 50,
              workers: int = 1, jpeg_quality: int = 75, chunk: int = 5,
-             acoustic_overrides: Optional[dict] = None, progress: bool = True) -> Dict:
-    """Write a simulated dataset to ``out``; return {split: number of instances}."""
+             acoustic_overrides: Optional[dict] = None, progress: bool = True,
+             motion: Optional[RobotMotion] = None) -> Dict:
+    """Write a simulated dataset to ``out``; return {split: number of instances}.
+
+    ``motion`` drives the camera as a robot (see the module docstring).
+    """
     if layout not in ('bv1', 'bv2'):
         raise ValueError(f"unknown layout {layout!r}; expected 'bv1' or 'bv2'")
     counts = counts or {'train': 10, 'val': 5, 'test': 5}
@@ -125,7 +139,7 @@ def generate(out: str, layout: str = 'bv2', counts: Optional[Dict[str, int]] = N
             for a in range(0, n_frames, chunk):
                 tasks.append((layout, family, seed, split, loc, n_frames,
                               list(range(a, min(a + chunk, n_frames))), width, height,
-                              jpeg_quality, out, acoustic))
+                              jpeg_quality, out, acoustic, motion))
     rows: Dict[Tuple[str, int], List[List[str]]] = {(s, loc): [] for s, loc, _ in plan}
     total = sum(len(t[6]) for t in tasks)
     bar = tqdm(total=total, unit='inst', desc=f'{layout} {os.path.basename(out)}',
@@ -144,14 +158,15 @@ def generate(out: str, layout: str = 'bv2', counts: Optional[Dict[str, int]] = N
     _SIMS.clear()
     for split, loc, n_frames in plan:
         sim = LocationSimulator(family, layout, seed, split, loc, n_frames, width, height,
-                                acoustics=acoustic)
-        meta = _meta(layout, family, seed, sim)
+                                acoustics=acoustic, motion=motion)
+        meta = _meta(layout, family, seed, sim, motion)
         if layout == 'bv2':
             name = _location_name(layout, split, loc)
             bv2.write_split_csvs(out, name, {split: rows[(split, loc)]})
             path = os.path.join(out, name, 'sim_meta.yaml')
         else:
-            path = os.path.join(out, bv1.date_folder(_time(split, loc, 0)), 'sim_meta.yaml')
+            path = os.path.join(out, bv1.date_folder(_time(split, loc, 0, _period(motion))),
+                                'sim_meta.yaml')
         with open(path, 'w') as f:
             yaml.safe_dump(meta, f, sort_keys=True)
     if layout == 'bv1':
@@ -181,6 +196,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--height', type=int, default=None, help='image height (bv2 720, bv1 360)')
     p.add_argument('--frames', type=int, default=50,
                    help='frames per location (one robot trajectory)')
+    p.add_argument('--motion', choices=('wander', 'robot'), default='wander',
+                   help="camera motion: the family's 5 Hz wander, or a robot's (for triplets)")
+    p.add_argument('--frame-rate', type=float, default=None,
+                   help='frames per second of --motion robot (default 10)')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     p.add_argument('--jpeg-quality', type=int, default=75,
                    help='JPEG quality (75 = the real BV2 quantisation tables)')
@@ -207,11 +226,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.ray_tracing:
         overrides['ray_tracing'] = True
     try:
+        motion = None
+        if args.motion == 'robot':
+            motion = RobotMotion(**({} if args.frame_rate is None
+                                    else {'frame_rate': args.frame_rate}))
+        elif args.frame_rate is not None:
+            raise ValueError('--frame-rate applies to --motion robot only')
         done = generate(args.out, args.layout, {'train': args.train, 'val': args.val,
                                                 'test': args.test},
                         args.seed, family, (args.width or w, args.height or h), args.frames,
                         args.workers, args.jpeg_quality, acoustic_overrides=overrides,
-                        progress=not args.quiet)
+                        progress=not args.quiet, motion=motion)
     except (FileExistsError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from typing import Iterator, Optional, Tuple
 from avs_net_ros.datasets.features import EMIT_SAMPLE
 from avs_net_ros.sim.acoustics import AcousticConfig
 from avs_net_ros.sim.families import sample_scene, sample_trajectory, SceneFamily
+from avs_net_ros.sim.motion import robot_trajectory, RobotMotion
 from avs_net_ros.sim.rig import CameraPose, RigGeometry
 from avs_net_ros.sim.sensors import StereoSensorConfig
 from avs_net_ros.sim.world import SimulatedWorld
@@ -63,12 +64,20 @@ class LocationSimulator:
     def __init__(self, family: SceneFamily, layout: str, seed: int, split: str, location: int,
                  num_frames: int, width: int, height: int,
                  rig: RigGeometry = RigGeometry(),
-                 acoustics: Optional[AcousticConfig] = None) -> None:
-        """Sample the scene and trajectory of ``location`` deterministically."""
+                 acoustics: Optional[AcousticConfig] = None,
+                 motion: Optional[RobotMotion] = None) -> None:
+        """Sample the scene and trajectory of ``location`` deterministically.
+
+        ``motion`` drives the camera as a robot (``avs_net_ros.sim.motion``); without it the
+        family's wander (``sample_trajectory``) moves it.
+        """
         self.seq = location_seed(seed, split, location)
         rng = np.random.default_rng(np.random.SeedSequence(self.seq.entropy, spawn_key=(0,)))
         self.scene = sample_scene(family, rng)
-        self.poses = sample_trajectory(family, self.scene, num_frames, rng)
+        if motion is None:
+            self.poses = sample_trajectory(family, self.scene, num_frames, rng)
+        else:
+            self.poses = robot_trajectory(motion, family, self.scene, num_frames, rng)
         sensor = StereoSensorConfig(max_range=family.sensor_max_range)
         self.world = SimulatedWorld(self.scene, rig, acoustics or acoustic_config(layout),
                                     sensor)

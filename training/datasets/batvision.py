@@ -8,17 +8,19 @@ core's antialiased bilinear resize (torchvision's ``Resize`` on tensors).
 Sample dict: 'image' float32 (3, H, W) in [0, 1]; 'depth' float32 (1, Hd, Wd) metres, 0 where
 invalid; 'valid' bool (1, Hd, Wd); 'echo_spec' float32 (2, Hs, Ws); 'echo' float32 (2, N) (the
 cut window); 'index' int; 'location' str. With ``triplets=True`` also 'image_prev' and
-'image_next' (frames ``triplet_interval`` before and after), and the dataset holds only frames
-that have both neighbours. Augmentation is the trainer's, per batch
+'image_next' (frames ``triplet_interval`` before and after), 'intrinsics' float32 (4,) (the
+location's camera, normalised: ``avs_net_ros.datasets.camera``), and the dataset holds only
+frames that have both neighbours. Augmentation is the trainer's, per batch
 (``training.datasets.augment``).
 """
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from avs_net_ros.core.contract import EchoContract
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.resize import resize_bilinear
 from avs_net_ros.datasets import bv1, bv2
+from avs_net_ros.datasets.camera import IntrinsicsLookup
 from avs_net_ros.datasets.common import depth_to_metres, Record, SPLITS
 from avs_net_ros.datasets.features import (cut_window, echo_settings, resize_nearest,
                                            spectrogram)
@@ -43,8 +45,13 @@ class BatvisionDataset(Dataset):
                  lead_in: Optional[int] = None, locations: Optional[Sequence[str]] = None,
                  blacklist: Sequence[str] = (),
                  triplets: bool = False, triplet_interval: int = 20,
-                 triplet_cross_split: bool = False, beyond_max: str = 'clip') -> None:
-        """Index ``split`` of the ``layout`` ('bv1' or 'bv2') dataset at ``root``."""
+                 triplet_cross_split: bool = False, beyond_max: str = 'clip',
+                 intrinsics: Optional[Mapping[str, float]] = None) -> None:
+        """Index ``split`` of the ``layout`` ('bv1' or 'bv2') dataset at ``root``.
+
+        ``intrinsics`` (pixels of the stored images: width, height, fx, fy, cx, cy) replaces
+        the camera files of the root for triplets.
+        """
         if layout not in _LAYOUTS:
             raise AvsInputError(f"unknown dataset layout {layout!r}; expected 'bv1' or 'bv2'")
         self.layout = layout
@@ -67,6 +74,7 @@ class BatvisionDataset(Dataset):
                                  if layout == 'bv2' else bv1.read_index(root, other))
             self.triplets = triplet_index(self.records, triplet_interval, pool,
                                           triplet_cross_split)
+            self.intrinsics = IntrinsicsLookup(root, intrinsics)
 
     @property
     def io(self):
@@ -112,4 +120,6 @@ class BatvisionDataset(Dataset):
         sample = self.load(self.records[pos])
         sample['image_prev'] = self._image(prev)
         sample['image_next'] = self._image(nxt)
+        intr = self.intrinsics(self.records[pos].location)
+        sample['intrinsics'] = torch.tensor(intr, dtype=torch.float32)
         return sample

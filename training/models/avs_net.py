@@ -17,7 +17,7 @@ softplus output: a positive depth known up to scale, or (``model.relative_output
 """
 
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -39,6 +39,22 @@ class _Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def image_normalisation(backbone: nn.Module, mean=None, std=None) -> nn.Module:
+    """Return the in-graph normalisation: ``mean``/``std``, else what the backbone expects."""
+    b_mean, b_std = backbone_mean_std(backbone)
+    return _Normalize(mean or b_mean, std or b_std)
+
+
+def midas_core(config, output_activation: str) -> Tuple[MidasNet, nn.Module]:
+    """Return the MiDaS-small network of a model config and its input normalisation.
+
+    ``config`` needs backbone, features, backbone_weights, backbone_kwargs, mean and std.
+    """
+    core = MidasNet(config.backbone, config.features, config.backbone_weights,
+                    output_activation, config.backbone_kwargs)
+    return core, image_normalisation(core.pretrained, config.mean, config.std)
+
+
 def _check_image(image: torch.Tensor) -> None:
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f'image must be (B, 3, H, W), got {tuple(image.shape)}')
@@ -53,10 +69,7 @@ class AVSNet(nn.Module):
             raise ValueError(f"AVSNet variant must be 'av' or 'v', got {config.variant!r}")
         self.config = config
         self.takes_echo = config.variant == 'av'
-        self.core = MidasNet(config.backbone, config.features, config.backbone_weights,
-                             'relu', config.backbone_kwargs)
-        mean, std = backbone_mean_std(self.core.pretrained)
-        self.normalize = _Normalize(config.mean or mean, config.std or std)
+        self.core, self.normalize = midas_core(config, 'relu')
         btl = self.core.output_channels[0]
         if self.takes_echo:
             scale_head = config.echo_scale != 'none'

@@ -12,7 +12,8 @@ Layout (as isl-org/MiDaS v2.1 small builds it), for an input of H x W (multiples
   ``features * (4, 2, 1, 1)`` channels.
 - head: conv3x3 -> x2 upsample -> conv3x3 -> ReLU (the 32-channel ``out_conv`` tap ZoeDepth
   conditions on) -> conv1x1 to one channel -> output activation (ReLU in MiDaS; softplus for
-  the relative-depth model, whose output must be a positive depth).
+  the relative-depth model, whose output must be a positive depth; sigmoid for the
+  self-supervised disparity).
 
 The network splits into ``encode`` (image -> scratch maps; the last is the bottleneck the
 echo is fused into) and ``decode`` (scratch maps -> relative map, out_conv, r4..r1).
@@ -28,6 +29,9 @@ import torch.nn.functional as F
 
 OUT_CONV_CHANNELS = 32  # ZoeDepth's N_MIDAS_OUT
 TARGET_REDUCTIONS = (4, 8, 16, 32)
+#: Output activations: ReLU (MiDaS), softplus (a positive depth), sigmoid (a disparity in
+#: [0, 1] that the self-supervised model maps to [1/max_depth, 1/min_depth]).
+_ACTIVATIONS = {'relu': nn.ReLU, 'softplus': nn.Softplus, 'sigmoid': nn.Sigmoid}
 
 
 @dataclass
@@ -126,8 +130,8 @@ class MidasNet(nn.Module):
                  pretrained_path: Optional[str] = None, output_activation: str = 'relu',
                  backbone_kwargs: Optional[dict] = None) -> None:
         super().__init__()
-        if output_activation not in ('relu', 'softplus'):
-            raise ValueError(f"output_activation must be 'relu' or 'softplus', got "
+        if output_activation not in _ACTIVATIONS:
+            raise ValueError(f'output_activation must be one of {tuple(_ACTIVATIONS)}, got '
                              f'{output_activation!r}')
         self.pretrained = create_backbone(backbone, pretrained_path, **(backbone_kwargs or {}))
         info = self.pretrained.feature_info
@@ -155,7 +159,7 @@ class MidasNet(nn.Module):
             nn.ReLU(False))
         self.scratch.output_depth = nn.Sequential(
             nn.Conv2d(OUT_CONV_CHANNELS, 1, 1),
-            nn.ReLU(False) if output_activation == 'relu' else nn.Softplus())
+            _ACTIVATIONS[output_activation]())
         #: Widths of [bottleneck, r4, r3, r2, r1] (ZoeDepth's MIDAS_SETTINGS order).
         self.output_channels = [widths[3], widths[2], widths[1], widths[0], widths[0]]
 

@@ -1,0 +1,1 @@
+"""Self-supervised relative depth on frame triplets (Monodepth2-style), see the README."""
