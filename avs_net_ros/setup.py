@@ -21,8 +21,7 @@ def tree(src: str) -> list:
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*', 'benchmarks',
-                                    'benchmarks.*']),
+    packages=find_packages(exclude=['test', 'test.*']),
     # The layout ros2 run / ros2 launch need (console scripts go to lib/<package>, setup.cfg):
     # the ament index marker, package.xml, the launch files and config/ with its subfolders.
     data_files=[

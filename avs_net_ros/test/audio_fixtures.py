@@ -25,10 +25,9 @@ from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.ros.session import interrupt
 import numpy as np
 import pytest
-from ros_fixtures import Collector, ros_env, wait_for  # noqa: F401 (re-exported)
+from ros_fixtures import Collector, REPO, ROOT, ros_env, wait_for  # noqa: F401 (re-exported)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-AUDIO_SERVER = os.path.join(ROOT, 'scripts', 'audio_server.sh')
+AUDIO_SERVER = os.path.join(REPO, 'scripts', 'audio_server.sh')
 FASTDDS_PROFILE = os.path.join(ROOT, 'config', 'fastdds_localhost.xml')
 _ENV_LINE = re.compile(r"^(?:export )?(\w+)='?([^'\n]*)'?$")
 

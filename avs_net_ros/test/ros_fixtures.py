@@ -24,7 +24,10 @@ from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, Rel
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 
+#: The package's folder (package.xml, config/, the Python package) and the repository root
+#: above it (scripts/, training/, benchmarks/ and the message package beside it).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(ROOT)
 FASTDDS_PROFILE = os.path.join(ROOT, 'config', 'fastdds_localhost.xml')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -47,7 +50,7 @@ def ros_env(domain_id: int) -> Dict[str, str]:
                FASTRTPS_DEFAULT_PROFILES_FILE=FASTDDS_PROFILE,
                RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
                RCUTILS_LOGGING_BUFFERED_STREAM='0',
-               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in sys.path if p]))
+               PYTHONPATH=os.pathsep.join([ROOT, REPO] + [p for p in sys.path if p]))
     return env
 
 

@@ -17,8 +17,10 @@ import sys
 
 import numpy as np
 import pytest
+from ros_fixtures import REPO, ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The trainings and the generator run from the repository root (training/ is there).
+ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join([ROOT, REPO])}
 ROOMS = ('office', 'corridor', 'hall')
 STEPS = 200
 
@@ -28,7 +30,7 @@ def _generate(out, family, train, val, test, seed):
                     '--layout', 'bv2', '--family-config', family, '--train', str(train),
                     '--val', str(val), '--test', str(test), '--seed', str(seed), '--frames',
                     '2', '--width', '160', '--height', '96', '--workers', '2', '--quiet'],
-                   check=True, cwd=REPO)
+                   check=True, cwd=REPO, env=ENV)
 
 
 @pytest.mark.slow
@@ -41,9 +43,10 @@ def test_av_scale_error_is_clearly_below_v_on_rooms_of_other_sizes(tmp_path):
     from training.scale_diagnosis import model_scale_errors, per_room
 
     data = str(tmp_path / 'train')
-    _generate(data, 'config/sim/demo_train.yaml', 240, 16, 0, 11)
+    _generate(data, 'avs_net_ros/config/sim/demo_train.yaml', 240, 16, 0, 11)
     for i, room in enumerate(ROOMS):
-        _generate(str(tmp_path / room), f'config/sim/demo_rooms/{room}.yaml', 0, 0, 6, 90 + i)
+        _generate(str(tmp_path / room), f'avs_net_ros/config/sim/demo_rooms/{room}.yaml', 0, 0,
+                  6, 90 + i)
     procs = {}
     for v in ('v', 'av'):
         log = open(tmp_path / f'train_{v}.log', 'w')
@@ -52,7 +55,7 @@ def test_av_scale_error_is_clearly_below_v_on_rooms_of_other_sizes(tmp_path):
              '--device', 'cpu', '--set', f'model.variant={v}', '--set',
              f'out_dir={tmp_path / v}', '--set', f'data.train.root={data}', '--set',
              f'data.val.root={data}', '--set', f'max_steps={STEPS}', '--set', 'seed=7'],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log)
+            cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT), log)
     for v, (proc, log) in procs.items():
         assert proc.wait() == 0, open(tmp_path / f'train_{v}.log').read()[-2000:]
         log.close()

@@ -10,9 +10,13 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATHS = [p for p in ('avs_net_ros', 'training', 'test', 'launch', 'benchmarks', 'setup.py')
+#: The repository root: the package folder avs_net_ros/ (its code, tests, launch files and
+#: setup.py) and the Python beside it (training, benchmarks, scripts).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PATHS = [p for p in ('avs_net_ros', 'training', 'benchmarks', 'scripts')
          if os.path.exists(os.path.join(ROOT, p))]
+#: flake8 reads its configuration from the folder it runs in only; it is the package's.
+FLAKE8_CONFIG = os.path.join('avs_net_ros', 'setup.cfg')
 # ament_pep257's 'ament' convention: pep257 minus the missing-docstring checks D100-D107.
 AMENT_PEP257_IGNORE = 'D100,D101,D102,D103,D104,D105,D106,D107'
 
@@ -27,7 +31,7 @@ def test_flake8():
     try:
         from ament_flake8.main import main_with_errors
     except ImportError:
-        r = _run(['flake8'] + PATHS)
+        r = _run(['flake8', '--config', FLAKE8_CONFIG] + PATHS)
         assert r.returncode == 0, f'flake8 found problems:\n{r.stdout}{r.stderr}'
     else:
         rc, errors = main_with_errors(argv=PATHS)

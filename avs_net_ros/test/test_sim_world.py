@@ -1,5 +1,7 @@
 """SimulatedWorld, scenes, families and trajectories: what the robot node and generator use."""
 
+import os
+
 from avs_net_ros.core.acoustics import align_to_direct_path, make_chirp
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.datasets.features import DEFAULT_LEAD_IN
@@ -13,6 +15,9 @@ from avs_net_ros.sim.world import SimulatedWorld
 import numpy as np
 import pytest
 import yaml
+
+SIM_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config',
+                          'sim')
 
 
 def test_render_depth_matches_geometry_of_a_box_room():
@@ -95,7 +100,7 @@ def test_bv1_family_is_smaller_than_bv2():
 
 def test_family_config_files_load_and_match_the_builtins():
     for name in ('bv2_like', 'bv1_like'):
-        with open(f'config/sim/{name}.yaml') as f:
+        with open(os.path.join(SIM_CONFIG, f'{name}.yaml')) as f:
             data = yaml.safe_load(f)
         assert family_from_dict(data) == get_family(name)
     with pytest.raises(AvsInputError, match='unknown scene family keys'):

@@ -8,9 +8,9 @@
    ``training.train`` on ``training/configs/demo.yaml`` (``--seed`` is the training seed) and
    exports them with ``training.export``.
 2. The node graph (``demo_graph``: ``avs_bringup use_sim:=true use_emitter:=false``) runs in
-   each evaluation room of ``config/sim/demo_rooms/`` (a ~3 m office, a ~15 m corridor, a
-   ~15 m hall; none in the training data), twice on the same trajectory: with the AV model
-   (echoes used) and with the V model (no echoes), the relative model in both.
+   each evaluation room of ``avs_net_ros/config/sim/demo_rooms/`` (a ~3 m office, a ~15 m
+   corridor, a ~15 m hall; none in the training data), twice on the same trajectory: with the
+   AV model (echoes used) and with the V model (no echoes), the relative model in both.
 3. ``demo_report`` scores both against the simulated ground truth on the same poses, per room
    (scale error, δ1) and overall, prints the tables and one verdict line that says plainly
    whether the echoes helped, and writes ``<root>/report``.
@@ -36,7 +36,7 @@ from avs_net_ros.tools.demo_report import (fmt_value, room_lines, score_rooms, t
 
 #: The evaluation rooms: name -> scene-family file. Sizes differ by a factor of five, so a
 #: model that cannot see the scale cannot be right in all of them.
-ROOMS_DIR = 'config/sim/demo_rooms'
+ROOMS_DIR = 'avs_net_ros/config/sim/demo_rooms'
 DEFAULT_ROOMS = ('office', 'corridor', 'hall')
 
 

@@ -22,16 +22,17 @@ import yaml
 
 VARIANTS = ('v', 'av', 'relative')
 ONNX_NAMES = {'v': 'avs_v.onnx', 'av': 'avs_av.onnx', 'relative': 'relative.onnx'}
-#: Scene family of the demo's training data (config/sim/demo_train.yaml documents it).
-TRAIN_FAMILY = 'config/sim/demo_train.yaml'
+#: Scene family of the demo's training data (the file documents it); paths are relative to
+#: the repository root, where the demo runs.
+TRAIN_FAMILY = 'avs_net_ros/config/sim/demo_train.yaml'
 #: The demo's training data: many short trajectories (2 frames per location) so the models see
 #: many room sizes; scale ambiguity on, so only the echoes tell the sizes apart.
 GENERATE = ['--layout', 'bv2', '--family-config', TRAIN_FAMILY, '--train', '480', '--val',
             '40', '--test', '0', '--seed', '11', '--frames', '2', '--width', '160', '--height',
             '96', '--workers', '2', '--quiet']
 #: Code and files whose change invalidates the cached models (besides the config file).
-STAMPED_FILES = ('training/*.py', 'training/models/*.py', 'avs_net_ros/datasets/*.py',
-                 'avs_net_ros/sim/*.py', TRAIN_FAMILY)
+STAMPED_FILES = ('training/*.py', 'training/models/*.py', 'avs_net_ros/avs_net_ros/datasets/*.py',
+                 'avs_net_ros/avs_net_ros/sim/*.py', TRAIN_FAMILY)
 
 
 def say(msg: str) -> None:
