@@ -1,21 +1,21 @@
-"""numpy <-> ROS message conversion: images, binaural echoes and the echo info (no cv_bridge).
+"""numpy <-> ROS message conversion: images and binaural echoes (no cv_bridge).
 
 The readers are duck-typed: they take rclpy messages and the rosbags dataclasses alike (any
-object with the sensor_msgs/Image fields), so replay tools and nodes share one implementation.
-The writers build rclpy messages (``sensor_msgs``/``std_msgs`` are imported when called).
+object with the sensor_msgs/Image or avs_net_msgs/EchoFrame fields), so replay tools and nodes
+share one implementation. The writers build rclpy messages (``sensor_msgs``, ``std_msgs`` and
+``avs_net_msgs`` are imported when called), so this module imports without them.
 
 Conventions (README "The nodes", REP 118):
 
 - Images: rgb8, bgr8, mono8, 32FC1, 16UC1 (plus mono16). ``step`` may include row padding;
   ``is_bigendian`` is honoured for multi-byte pixels.
-- Echoes: 32FC1 Image, height = channels (row 0 left, row 1 right), width = samples,
+- Echoes: ``avs_net_msgs/EchoFrame`` (avs_net_msgs/msg/EchoFrame.msg): the settings
+  (``EchoInfo``) and float32 samples, channel-major (channel 0 left, 1 right),
   header.stamp = the stamp of the camera frame the chirp belongs to.
-- Echo info: std_msgs/String holding JSON with the keys in ``ECHO_INFO_KEYS``.
 """
 
 import array as pyarray
-from dataclasses import asdict, dataclass, field
-import json
+from dataclasses import asdict, dataclass
 import sys
 from typing import Any, Dict, Optional, Tuple
 
@@ -39,7 +39,6 @@ ENCODINGS: Dict[str, Tuple[np.dtype, int]] = {
 }
 #: Encodings a camera image may have for the depth pipeline (README "The nodes").
 CAMERA_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
-ECHO_ENCODING = '32FC1'
 _HOST_BIGENDIAN = sys.byteorder == 'big'
 
 
@@ -148,40 +147,21 @@ def array_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     return msg
 
 
-def echo_to_image(echo: np.ndarray, header: Any = None) -> Any:
-    """Build the ``echoes`` Image from a (channels, samples) float array (row 0 = left)."""
-    e = np.asarray(echo)
-    if e.ndim != 2 or not np.issubdtype(e.dtype, np.floating):
-        raise ImageConversionError(
-            f'echo must be a (channels, samples) float array, got {e.dtype} {e.shape}')
-    return array_to_image(e.astype(np.float32, copy=False), ECHO_ENCODING, header)
+class EchoFrameError(AvsInputError):
+    """An EchoFrame message cannot be read as an echo (the message says what is wrong)."""
 
 
-def image_to_echo(msg: Any) -> np.ndarray:
-    """Return the ``echoes`` Image as a (channels, samples) float32 array.
-
-    Raises:
-        ImageConversionError: the message is not 32FC1 or its layout is inconsistent.
-
-    """
-    if msg.encoding != ECHO_ENCODING:
-        raise ImageConversionError(
-            f'echo message encoding is {msg.encoding!r}, expected {ECHO_ENCODING!r} '
-            f'(rows = channels, columns = samples)')
-    return image_to_array(msg)
-
-
-#: Keys of the echo info JSON and what they hold.
+#: Keys of the echo settings as the audio code and the bag sources describe them (a dict), and
+#: what they hold; ``EchoInfo.from_dict`` turns one into the fields of an EchoFrame.
 ECHO_INFO_KEYS = {
     'sample_rate': 'samples per second of the echoes (Hz)',
-    'channels': 'rows of the echoes image (2 = left, right)',
-    'window_samples': 'samples per echo message',
+    'channels': 'microphones (2 = left, right)',
+    'window_samples': 'samples per channel of each echo',
     'lead_in_samples': 'samples before the direct-path onset at the start of each echo',
     'speed_of_sound': 'speed of sound used to cut the window (m/s)',
     'max_range': 'range the echo window covers (m)',
-    'chirp': 'chirp settings (core.acoustics.ChirpConfig fields)',
-    'alignment': 'how the direct path was found (method, thresholds)',
-    'backend': 'audio backend that recorded the echoes',
+    'chirp': 'chirp settings (core.acoustics.ChirpConfig fields; empty when not known)',
+    'backend': 'what recorded the echoes',
 }
 _ECHO_INFO_NUMBERS = ('sample_rate', 'channels', 'window_samples', 'lead_in_samples',
                       'speed_of_sound', 'max_range')
@@ -189,7 +169,11 @@ _ECHO_INFO_NUMBERS = ('sample_rate', 'channels', 'window_samples', 'lead_in_samp
 
 @dataclass(frozen=True)
 class EchoInfo:
-    """Contents of the latched ``echoes/info`` topic; makes recorded echoes self-describing."""
+    """The settings an ``avs_net_msgs/EchoFrame`` carries with its samples.
+
+    ``window_samples`` is not a field of the message: it is ``len(samples) / channels``.
+    Chirp fields are 0 / '' where the source does not know them (a data set).
+    """
 
     sample_rate: int
     channels: int
@@ -197,52 +181,105 @@ class EchoInfo:
     lead_in_samples: int
     speed_of_sound: float
     max_range: float
-    chirp: Dict[str, Any] = field(default_factory=dict)
-    alignment: Dict[str, Any] = field(default_factory=dict)
+    chirp_start_hz: float = 0.0
+    chirp_end_hz: float = 0.0
+    chirp_duration: float = 0.0
+    chirp_method: str = ''
     backend: str = ''
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> 'EchoInfo':
-        """Check and convert a decoded JSON object.
+        """Check and convert an echo settings dict (``ECHO_INFO_KEYS``; more keys are ignored).
 
         Raises:
             AvsInputError: naming every missing or mistyped key.
 
         """
         if not isinstance(d, dict):
-            raise AvsInputError(f'echo info must be a JSON object, got {type(d).__name__}')
+            raise AvsInputError(f'echo info must be a dict, got {type(d).__name__}')
         missing = [k for k in ECHO_INFO_KEYS if k not in d]
         if missing:
             raise AvsInputError('echo info lacks ' + ', '.join(
                 f'{k} ({ECHO_INFO_KEYS[k]})' for k in missing))
         bad = [k for k in _ECHO_INFO_NUMBERS
                if isinstance(d[k], bool) or not isinstance(d[k], (int, float))]
-        bad += [k for k in ('chirp', 'alignment') if not isinstance(d[k], dict)]
+        bad += [k for k in ('chirp',) if not isinstance(d[k], dict)]
         if bad:
             raise AvsInputError(f'echo info has values of the wrong type for: {", ".join(bad)}')
         if d['sample_rate'] <= 0 or d['channels'] <= 0 or d['window_samples'] <= 0:
             raise AvsInputError('echo info sample_rate, channels and window_samples must be '
                                 'positive')
+        chirp = d['chirp']
         return cls(int(d['sample_rate']), int(d['channels']), int(d['window_samples']),
                    int(d['lead_in_samples']), float(d['speed_of_sound']),
-                   float(d['max_range']), dict(d['chirp']), dict(d['alignment']),
-                   str(d['backend']))
+                   float(d['max_range']), float(chirp.get('f_start', 0.0)),
+                   float(chirp.get('f_end', 0.0)), float(chirp.get('duration', 0.0)),
+                   str(chirp.get('method', '')), str(d['backend']))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the fields as a JSON-friendly dict (reports)."""
+        return asdict(self)
 
 
-def echo_info_to_string(info: EchoInfo) -> Any:
-    """Build the std_msgs/String carrying ``info`` as JSON."""
-    from std_msgs.msg import String
-
-    return String(data=json.dumps(asdict(info), sort_keys=True))
+_FRAME_FIELDS = ('sample_rate', 'channels', 'lead_in_samples', 'speed_of_sound', 'max_range',
+                 'chirp_start_hz', 'chirp_end_hz', 'chirp_duration', 'chirp_method', 'backend')
 
 
-def string_to_echo_info(msg: Any) -> EchoInfo:
-    """Parse the ``echoes/info`` String (anything with a ``data`` JSON string)."""
-    try:
-        d = json.loads(msg.data)
-    except (TypeError, ValueError) as e:
-        raise AvsInputError(f'echo info is not valid JSON: {e}') from e
-    return EchoInfo.from_dict(d)
+def echo_to_frame(echo: np.ndarray, info: EchoInfo, header: Any = None) -> Any:
+    """Build an ``avs_net_msgs/EchoFrame`` from a (channels, samples) float array.
+
+    Raises:
+        EchoFrameError: the array is not (channels, samples) float, or its shape disagrees
+            with ``info``.
+
+    """
+    from avs_net_msgs.msg import EchoFrame
+
+    e = np.asarray(echo)
+    if e.ndim != 2 or not np.issubdtype(e.dtype, np.floating):
+        raise EchoFrameError(
+            f'echo must be a (channels, samples) float array, got {e.dtype} {e.shape}')
+    if e.shape[0] != info.channels:
+        raise EchoFrameError(f'echo has {e.shape[0]} channels, its info says {info.channels}')
+    msg = EchoFrame()
+    if header is not None:
+        msg.header = header
+    for name in _FRAME_FIELDS:
+        setattr(msg, name, getattr(info, name))
+    samples = pyarray.array('f')
+    samples.frombytes(memoryview(np.ascontiguousarray(e, dtype=np.float32)).cast('B'))
+    msg.samples = samples
+    return msg
+
+
+def frame_to_echo(msg: Any) -> Tuple[np.ndarray, EchoInfo]:
+    """Return an EchoFrame's samples as a (channels, samples) float32 array, and its settings.
+
+    Duck-typed: rclpy messages and the rosbags dataclasses alike.
+
+    Raises:
+        EchoFrameError: an unknown sample rate, no channels, no samples, a sample count that
+            is not a multiple of the channels, or samples that are NaN or infinite.
+
+    """
+    rate, channels = int(msg.sample_rate), int(msg.channels)
+    if rate <= 0:
+        raise EchoFrameError(f'echo frame has an unknown sample rate ({rate} Hz)')
+    if channels <= 0:
+        raise EchoFrameError('echo frame has 0 channels')
+    samples = np.asarray(msg.samples, dtype=np.float32)
+    if samples.size == 0 or samples.size % channels:
+        raise EchoFrameError(f'echo frame has {samples.size} samples, not a positive multiple '
+                             f'of its {channels} channels')
+    finite = np.isfinite(samples)
+    if not finite.all():
+        raise EchoFrameError(f'echo frame has {int(samples.size - finite.sum())} NaN or '
+                             f'infinite samples')
+    info = EchoInfo(rate, channels, samples.size // channels, int(msg.lead_in_samples),
+                    float(msg.speed_of_sound), float(msg.max_range), float(msg.chirp_start_hz),
+                    float(msg.chirp_end_hz), float(msg.chirp_duration), str(msg.chirp_method),
+                    str(msg.backend))
+    return samples.reshape(channels, -1), info
 
 
 def header_copy(header: Any, frame_id: Optional[str] = None) -> Any:

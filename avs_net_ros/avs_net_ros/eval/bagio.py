@@ -1,12 +1,12 @@
 """Read and write the package's topics in rosbag2 files (mcap or sqlite3) with rosbags.
 
-No ROS install is needed: rosbags deserialises the CDR messages into dataclasses, and the
+No ROS install is needed: rosbags deserialises the CDR messages into dataclasses (the echo
+type, ``avs_net_msgs/msg/EchoFrame``, is registered from its .msg file: ``typestore``), and the
 package's duck-typed converters (``avs_net_ros.messages``) turn them into arrays.
 Frames are paired by ``header.stamp`` (``pairing.StampPairer``), never by receive time.
 """
 
 from dataclasses import dataclass, field
-import json
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -14,17 +14,17 @@ from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.eval.pairing import PairingStats, StampPairer
 from avs_net_ros.eval.salvage import salvage_reader, SalvageError
 from avs_net_ros.eval.topics import BagTopics, normalize, require_topics
-from avs_net_ros.messages import (EchoInfo, ENCODINGS, image_to_array, image_to_echo, image_to_rgb,
-                                  stamp_to_ns, string_to_echo_info)
+from avs_net_ros.messages import (EchoInfo, ENCODINGS, frame_to_echo, image_to_array,
+                                  image_to_rgb, stamp_to_ns)
 import numpy as np
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
-STRING_TYPE = 'std_msgs/msg/String'
+ECHO_TYPE = 'avs_net_msgs/msg/EchoFrame'
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 _TYPESTORE = None
 
@@ -33,11 +33,41 @@ class BagReadError(AvsInputError):
     """A bag cannot be opened or read (missing, not a rosbag2, corrupt)."""
 
 
+def echo_frame_definition() -> str:
+    """Return the text of ``avs_net_msgs/msg/EchoFrame.msg``.
+
+    From a source tree it is the message package beside this package's folder, so the code
+    reads the definition it sits with; installed, it is ``share/avs_net_msgs/msg`` found
+    through ament's resource index.
+
+    Raises:
+        FileNotFoundError: neither exists.
+
+    """
+    here = os.path.abspath(__file__)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
+    path = os.path.join(repo, 'avs_net_msgs', 'msg', 'EchoFrame.msg')
+    if not os.path.isfile(path):
+        try:
+            from ament_index_python.packages import get_package_share_directory
+            path = os.path.join(get_package_share_directory('avs_net_msgs'), 'msg',
+                                'EchoFrame.msg')
+        except (ImportError, LookupError, OSError) as e:
+            raise FileNotFoundError(
+                f'avs_net_msgs/msg/EchoFrame.msg not found: not beside the source tree '
+                f'({repo}) and not in the ament index ({e}); build avs_net_msgs and source '
+                f'the setup script of the install') from e
+    with open(path) as f:
+        return f.read()
+
+
 def typestore() -> Any:
-    """Return the (cached) ROS 2 Jazzy typestore."""
+    """Return the (cached) ROS 2 Jazzy typestore, with the package's echo message added."""
     global _TYPESTORE
     if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+        store = get_typestore(Stores.ROS2_JAZZY)
+        store.register(get_types_from_msg(echo_frame_definition(), ECHO_TYPE))
+        _TYPESTORE = store
     return _TYPESTORE
 
 
@@ -81,7 +111,7 @@ class ReadReport:
         """Return a JSON-friendly summary."""
         return {'path': self.path, 'topics': self.topics,
                 'message_counts': self.message_counts, 'pairing': self.pairing.to_dict(),
-                'echo_info': None if self.echo_info is None else self.echo_info.__dict__,
+                'echo_info': None if self.echo_info is None else self.echo_info.to_dict(),
                 'damage': self.damage, 'duration_s': self.duration_s}
 
 
@@ -161,9 +191,10 @@ class BagFrames:
         try:
             self.found = require_topics(available, wanted, optional=self.want, bag=path)
             for role, topic in self.found.items():
-                if available[topic] != IMAGE_TYPE:
+                want_type = ECHO_TYPE if role == 'echoes' else IMAGE_TYPE
+                if available[topic] != want_type:
                     raise AvsInputError(f'{path}: topic {topic} ({role}) has type '
-                                        f'{available[topic]}, expected {IMAGE_TYPE}')
+                                        f'{available[topic]}, expected {want_type}')
         except Exception:
             self._reader.close()
             raise
@@ -194,17 +225,18 @@ class BagFrames:
         return n or None
 
     def _read_echo_info(self) -> Optional[EchoInfo]:
-        topic = self.topics.echo_info
+        """Return the settings of the bag's first echo (None without echoes)."""
+        topic = self.topics.echoes
         conns = [c for c in self._reader.connections if c.topic == topic]
         if not conns:
             return None
-        if conns[0].msgtype != STRING_TYPE:
+        if conns[0].msgtype != ECHO_TYPE:
             raise AvsInputError(f'{self.path}: {topic} has type {conns[0].msgtype}, expected '
-                                f'{STRING_TYPE} holding the echo info JSON')
+                                f'{ECHO_TYPE}')
         try:
             for conn, _, raw in self._reader.messages(connections=conns):
                 msg = typestore().deserialize_cdr(raw, conn.msgtype)
-                return string_to_echo_info(msg)
+                return frame_to_echo(msg)[1]
         except AvsInputError:
             raise
         except Exception as e:
@@ -248,7 +280,7 @@ class BagFrames:
             if role == 'image':
                 f.rgb = image_to_rgb(msg)
             elif role == 'echoes':
-                f.echo = image_to_echo(msg)
+                f.echo = frame_to_echo(msg)[0]
             elif role == 'ground_truth':
                 f.ground_truth = depth_to_metres(msg)
             else:
@@ -269,7 +301,7 @@ class BagWriter:
     """Write camera frames, echoes, ground truth and predictions as the package's topics."""
 
     def __init__(self, path: str, storage: str = 'mcap', topics: BagTopics = BagTopics(),
-                 frame_id: str = 'camera_optical') -> None:
+                 frame_id: str = 'camera_optical', echo_frame_id: str = 'speaker_link') -> None:
         """Create the bag directory ``path`` (it must not exist).
 
         Raises:
@@ -284,6 +316,8 @@ class BagWriter:
         self.path = path
         self.topics = topics.resolved()
         self.frame_id = frame_id
+        self.echo_frame_id = echo_frame_id
+        self.echo_info: Optional[EchoInfo] = None
         self._writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
         self._writer.open()
         self._conns: Dict[str, Any] = {}
@@ -310,11 +344,11 @@ class BagWriter:
                 topic, msgtype, typestore=typestore(), offered_qos_profiles=_qos(latched))
         return self._conns[topic]
 
-    def _header(self, stamp_ns: int) -> Any:
+    def _header(self, stamp_ns: int, frame_id: Optional[str] = None) -> Any:
         t = typestore().types
         sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
         return t['std_msgs/msg/Header'](stamp=t['builtin_interfaces/msg/Time'](
-            sec=sec, nanosec=nsec), frame_id=self.frame_id)
+            sec=sec, nanosec=nsec), frame_id=self.frame_id if frame_id is None else frame_id)
 
     def write_message(self, topic: str, msgtype: str, msg: Any, receive_ns: int,
                       latched: bool = False) -> None:
@@ -347,11 +381,31 @@ class BagWriter:
         self.write_message(topic, IMAGE_TYPE, msg, stamp_ns if receive_ns is None
                            else receive_ns)
 
-    def write_echo_info(self, info: Mapping[str, Any], stamp_ns: int = 0) -> None:
-        """Write the latched ``echoes/info`` JSON (checked against the echo info keys)."""
-        EchoInfo.from_dict(dict(info))
-        msg = typestore().types[STRING_TYPE](data=json.dumps(dict(info), sort_keys=True))
-        self.write_message(self.topics.echo_info, STRING_TYPE, msg, stamp_ns, latched=True)
+    def set_echo_info(self, info: Mapping[str, Any]) -> None:
+        """Set the settings every echo frame written from now on carries (``EchoInfo`` keys)."""
+        self.echo_info = EchoInfo.from_dict(dict(info))
+
+    def write_echo(self, echo: np.ndarray, stamp_ns: int) -> None:
+        """Write a (channels, samples) echo as an ``avs_net_msgs/EchoFrame`` on the echoes topic.
+
+        Raises:
+            AvsInputError: no echo settings were set, or the array does not fit them.
+
+        """
+        info = self.echo_info
+        if info is None:
+            raise AvsInputError('set the echo settings (set_echo_info) before writing echoes')
+        e = np.asarray(echo, dtype=np.float32)
+        if e.ndim != 2 or e.shape[0] != info.channels:
+            raise AvsInputError(f'echo must be ({info.channels}, samples), got {e.shape}')
+        msg = typestore().types[ECHO_TYPE](
+            header=self._header(stamp_ns, self.echo_frame_id), sample_rate=info.sample_rate,
+            channels=info.channels, lead_in_samples=info.lead_in_samples,
+            speed_of_sound=info.speed_of_sound, max_range=info.max_range,
+            chirp_start_hz=info.chirp_start_hz, chirp_end_hz=info.chirp_end_hz,
+            chirp_duration=info.chirp_duration, chirp_method=info.chirp_method,
+            backend=info.backend, samples=np.ascontiguousarray(e).reshape(-1))
+        self.write_message(self.topics.echoes, ECHO_TYPE, msg, stamp_ns)
 
     def write_camera_info(self, k: np.ndarray, width: int, height: int, stamp_ns: int) -> None:
         """Write a plumb-bob CameraInfo with intrinsic matrix ``k`` (3x3)."""
@@ -384,7 +438,7 @@ class BagWriter:
             if k is not None:
                 self.write_camera_info(k, rgb.shape[1], rgb.shape[0], stamp_ns)
         if echo is not None:
-            self.write_image(tp.echoes, np.asarray(echo, dtype=np.float32), '32FC1', stamp_ns)
+            self.write_echo(echo, stamp_ns)
         if ground_truth is not None:
             gt = np.asarray(ground_truth, dtype=np.float32)
             if gt_encoding == '16UC1':

@@ -62,7 +62,7 @@ class EvalConfig:
     scale_method: str = 'median'
     providers: Tuple[str, ...] = DEFAULT_PROVIDERS
     intra_op_threads: int = 1              # ONNX Runtime threads per model run (0 = its default)
-    sample_rate: Optional[int] = None      # used when the bag has no echoes/info
+    sample_rate: Optional[int] = None      # if set, the bag's echoes must have this rate
     slop_s: float = 0.0                    # stamp tolerance for pairing
     max_frames: Optional[int] = None
     panel_frames: Sequence[int] = ()       # frame indices to keep for PNG panels
@@ -496,7 +496,7 @@ def evaluate_bag(path: str, variants: Sequence[Variant], relatives: Dict[str, st
 
     Raises:
         BagReadError / BagTopicsError: the bag cannot be opened or lacks needed topics.
-        AvsInputError: no echo sample rate (no ``echoes/info`` and no ``config.sample_rate``).
+        AvsInputError: the bag's echoes are not at ``config.sample_rate``, or it has none.
 
     """
     evaluator = OfflineEvaluator(variants, relatives, config)
@@ -515,11 +515,11 @@ def _run(evaluator: OfflineEvaluator, path: str, topics: BagTopics, config: Eval
         info = bag.report.echo_info
         sample_rate = info.sample_rate if info is not None else config.sample_rate
         if sample_rate is None:
-            raise AvsInputError(f'{path} has no {bag.topics.echo_info} topic to give the echo '
+            raise AvsInputError(f'{path} has no echo on {bag.topics.echoes} to give the echo '
                                 f'sample rate; pass it (--sample-rate)')
         if info is not None and config.sample_rate and config.sample_rate != sample_rate:
             raise AvsInputError(f"--sample-rate {config.sample_rate} contradicts the bag's "
-                                f'echo info ({sample_rate} Hz)')
+                                f'echoes ({sample_rate} Hz)')
         est = bag.message_count('image')
         if config.max_frames:
             est = min(est, config.max_frames) if est else config.max_frames

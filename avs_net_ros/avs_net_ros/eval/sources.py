@@ -2,7 +2,7 @@
 
 Echoes are cut exactly as the datasets feed training (``datasets.features.echo_settings`` and
 ``cut_window``: the first window of each recording, with the layout's lead-in before the
-direct path), and ``echo_info`` records those settings, so a model trained on the layout reads
+direct path), and ``echo_info`` records those settings (carried by every EchoFrame), so a model trained on the layout reads
 the bag's echoes as it read its training data.
 """
 
@@ -30,7 +30,7 @@ class SourceFrame:
 
 def echo_info(settings: EchoContract, backend: str, chirp: Optional[Dict[str, Any]] = None
               ) -> Dict[str, Any]:
-    """Return the ``echoes/info`` JSON object describing echoes cut with ``settings``."""
+    """Return the echo settings dict (``messages.ECHO_INFO_KEYS``) of echoes cut with ``settings``."""
     f = settings.features
     lead_in = int(settings.lead_in_samples)
     return {'sample_rate': int(f.sample_rate), 'channels': int(f.channels),

@@ -17,7 +17,6 @@ class BagTopics:
     image: str = '/image'
     camera_info: str = '/camera_info'
     echoes: str = '/echoes'
-    echo_info: str = '/echoes/info'
     ground_truth: str = '/depth/ground_truth'
     metric: str = '/depth/metric'
     pseudo_dense: str = '/depth/pseudo_dense'

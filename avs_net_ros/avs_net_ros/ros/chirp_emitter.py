@@ -5,45 +5,43 @@ Topics (relative names; remap them):
 - in: ``image`` (sensor_msgs/Image, sensor-data QoS, depth 1): each frame asks for a chirp;
   only its header is used. With ``backend: sim``, ``sim_pose`` (geometry_msgs/PoseStamped,
   the camera pose in the simulated room) moves the simulated sonar.
-- out: ``echoes`` (32FC1 Image, 2 x window samples, row 0 left, header = the camera frame's
-  header; reliable, depth 5, so best-effort and reliable subscribers both match),
-  ``echoes/info`` (std_msgs/String JSON, latched, republished when settings or the measured
-  device latency change) and ``/diagnostics``.
+- out: ``echoes`` (avs_net_msgs/EchoFrame: the sample rate, channels, chirp and window
+  settings and 2 x window float32 samples, channel 0 left; header stamp = the camera frame's
+  stamp; reliable, depth 5, so best-effort and reliable subscribers both match) and
+  ``/diagnostics``.
 
 Lifecycle (``lifecycle``): unconfigured after start; ``configure`` opens the audio stream
 (FAILURE naming the problem, e.g. a missing device with the devices that exist, reported on
 /diagnostics too); ``activate`` subscribes to the camera, so chirps start; ``deactivate``
 unsubscribes (no chirps, no echoes); ``cleanup`` closes the stream. /diagnostics runs in every
-state; the latched ``echoes/info`` goes out on activation.
+state.
 
 All audio work is in ``avs_net_ros.audio`` (``SonarEngine``): one continuous duplex stream,
 chirps placed at known samples never faster than the echo window plus the reverberation
 guard, echoes aligned on the direct path and cut on a worker thread. This node only maps
-parameters to settings, frames to chirp requests, and echoes, info and health to messages.
+parameters to settings, frames to chirp requests, and echoes and health to messages.
 """
 
-import json
 import logging
 import math
 from typing import Any, Dict, List, Optional
 
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.duplex import AudioDeviceError, SoundDeviceBackend
 from avs_net_ros.audio.engine import EchoResult, SonarEngine
 from avs_net_ros.audio.health import ERROR, OK, WARN
 from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.core.acoustics import ChirpConfig
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.messages import echo_to_image, EchoInfo, header_copy
+from avs_net_ros.messages import echo_to_frame, EchoInfo, header_copy
 from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
 from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 NODE_NAME = 'chirp_emitter'
 
@@ -100,6 +98,8 @@ PARAMS = (
     ParamSpec('warmup', 0.5, 'Seconds of audio after the stream (re)opens before the first '
               'chirp (a new PulseAudio stream settles during its first second).',
               value_range=(0.0, 60.0)),
+    ParamSpec('echo_frame', 'speaker_link', 'Frame the echoes are stamped in: the speaker of '
+              'the rig (on /tf_static).'),
     ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
               value_range=(0.05, 3600.0)),
     ParamSpec('sim.room_size', [6.0, 4.0, 3.0], 'Simulated shoebox room (length, width, '
@@ -121,8 +121,6 @@ DYNAMIC = tuple(s.name for s in PARAMS if not s.read_only)
 
 _ECHO_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE)
-_LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 _IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                         reliability=qos_profile_sensor_data.reliability,
                         durability=qos_profile_sensor_data.durability)
@@ -192,9 +190,9 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         self.settings: Optional[SonarSettings] = None
         self.backend: Any = None
         self.engine: Optional[SonarEngine] = None
-        self.pub_echo = self.pub_info = None
+        self.pub_echo = None
         self._inputs: List[Any] = []
-        self._last_info: Optional[String] = None
+        self._info: Optional[EchoInfo] = None
         self.published = 0
         self.poses_refused = 0
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -216,8 +214,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         check_choices(PARAMS, self.params)
         self.settings = settings_from_params(self.params)
         self.backend = _make_backend(self.params, self.settings.sample_rate)
-        self.pub_echo = self.create_lifecycle_publisher(Image, 'echoes', _ECHO_QOS)
-        self.pub_info = self.create_lifecycle_publisher(String, 'echoes/info', _LATCHED_QOS)
+        self.pub_echo = self.create_lifecycle_publisher(EchoFrame, 'echoes', _ECHO_QOS)
         self.published = 0
         self.engine = SonarEngine(self.settings, self.backend, self._on_echo, self._on_info,
                                   warmup=self.params['warmup'], log=self._log)
@@ -228,15 +225,12 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
             f'({s.max_range:g} m), at most {s.rate_limit:.2f} chirps/s')
 
     def _activate(self) -> None:
-        """Subscribe to the camera (each frame asks for a chirp); publish the echo info."""
+        """Subscribe to the camera (each frame asks for a chirp)."""
         self._inputs = [self.create_subscription(Image, 'image', self._on_image, _IMAGE_QOS)]
         if self.params['backend'] == 'sim':
             from geometry_msgs.msg import PoseStamped
             self._inputs.append(self.create_subscription(PoseStamped, 'sim_pose',
                                                          self._on_pose, 5))
-        info = self._last_info  # sent while inactive, so not published then
-        if info is not None:
-            self.pub_info.publish(info)
 
     def _deactivate(self) -> None:
         """Unsubscribe: no more chirp requests (a chirp in flight is not published)."""
@@ -249,12 +243,11 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         if self.engine is not None:
             self.engine.stop()
             self.engine = None
-        for pub in (self.pub_echo, self.pub_info):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self.pub_echo = self.pub_info = None
+        if self.pub_echo is not None:
+            self.destroy_lifecycle_publisher(self.pub_echo)
+        self.pub_echo = None
         self.backend = None
-        self._last_info = None
+        self._info = None
 
     def _where(self) -> str:
         if self.params['backend'] == 'sounddevice' and self.backend is not None:
@@ -266,7 +259,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
     def _on_image(self, msg: Image) -> None:
         engine = self.engine
         if engine is not None:
-            engine.request(header_copy(msg.header))
+            engine.request(header_copy(msg.header, self.params['echo_frame']))
 
     def _on_pose(self, msg: Any) -> None:
         from avs_net_ros.sim.rig import CameraPose
@@ -310,19 +303,15 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
     # -- engine callbacks (worker thread) -----------------------------------------------------
 
     def _on_echo(self, result: EchoResult) -> None:
-        pub = self.pub_echo
-        if pub is None or not pub.is_activated:
+        pub, info = self.pub_echo, self._info
+        if pub is None or not pub.is_activated or info is None:
             return  # deactivated while the chirp was in flight
-        pub.publish(echo_to_image(result.echo, result.tag))
+        pub.publish(echo_to_frame(result.echo, info, result.tag))
         self.published += 1
 
     def _on_info(self, info: Dict[str, Any]) -> None:
-        EchoInfo.from_dict(info)  # the agreed keys must all be there
-        msg = String(data=json.dumps(info, sort_keys=True))
-        self._last_info = msg
-        pub = self.pub_info
-        if pub is not None:
-            pub.publish(msg)  # dropped while inactive; activate publishes the latest
+        # the engine reports its settings before its first echo and whenever they change
+        self._info = EchoInfo.from_dict(info)
 
     def _log(self, level: int, message: str) -> None:
         log = self.get_logger()

@@ -3,8 +3,8 @@
 Topics (relative names; remap them):
 
 - in: ``image`` (sensor_msgs/Image rgb8/bgr8/mono8, sensor-data QoS, depth 1),
-  ``camera_info``, ``echoes`` (32FC1 Image, 2 x samples, stamped with the camera frame's stamp)
-  and the latched ``echoes/info`` (std_msgs/String JSON, gives the sample rate).
+  ``camera_info`` and ``echoes`` (avs_net_msgs/EchoFrame: samples with their sample rate,
+  channels and chirp settings, stamped with the camera frame's stamp).
 - out: ``depth/metric`` (32FC1 metres, NaN = invalid, camera header), ``depth/pseudo_dense``
   (AVS-Net's M_p on echo frames), ``depth/relative`` (optional), ``depth/scale``
   (std_msgs/Float32, the scale applied to the published frame), ``depth/camera_info`` (the
@@ -31,11 +31,12 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.core.scale import SCALE_METHODS
 from avs_net_ros.core.spectrogram import validate_echo
-from avs_net_ros.messages import (array_to_image, header_copy, image_to_echo, image_to_rgb,
-                                  stamp_to_ns, string_to_echo_info)
+from avs_net_ros.messages import (array_to_image, frame_to_echo, header_copy, image_to_rgb,
+                                  stamp_to_ns)
 from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
 from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
@@ -48,10 +49,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+from rclpy.qos import (HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32, String
+from std_msgs.msg import Float32
 
 NODE_NAME = 'depth_inference'
 
@@ -107,9 +108,6 @@ PARAMS = (
               'latency; echoes then only refresh the scale). Set above the echo round trip '
               '(e.g. 0.3) in bag evaluation so echo frames get their exact result.',
               value_range=(0.0, 10.0)),
-    ParamSpec('echo_sample_rate', 0, 'Sample rate (Hz) of the echoes when no echoes/info '
-              'message is available; 0 = take it from echoes/info only.',
-              value_range=(0, 1000000)),
     ParamSpec('echo_reliability', 'reliable', 'QoS reliability of the echoes subscription '
               '(best_effort also matches reliable publishers).',
               choices=('reliable', 'best_effort')),
@@ -123,8 +121,6 @@ PARAMS = (
 
 _OUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
                       history=HistoryPolicy.KEEP_LAST)
-_LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _seconds(ns: int) -> float:
@@ -257,8 +253,7 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             self.create_subscription(Image, 'image', self._on_image, image_qos),
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                      image_qos),
-            self.create_subscription(Image, 'echoes', self._on_echo, echo_qos),
-            self.create_subscription(String, 'echoes/info', self._on_echo_info, _LATCHED_QOS)]
+            self.create_subscription(EchoFrame, 'echoes', self._on_echo, echo_qos)]
 
     def _deactivate(self) -> None:
         """Unsubscribe and drop what is pending (a frame being processed is not published)."""
@@ -306,28 +301,7 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _on_echo_info(self, msg: String) -> None:
-        try:
-            info = string_to_echo_info(msg)
-        except AvsInputError as e:
-            self._reject('echoes/info', str(e))
-            return
-        self._info = info
-        if self.pipeline is None:
-            return
-        c = self.pipeline.avs.contract
-        if c.echo is not None and (info.sample_rate != c.echo.features.sample_rate
-                                   or info.channels != c.echo.features.channels):
-            self.get_logger().warning(
-                f'echoes/info says {info.sample_rate} Hz, {info.channels} channels; the model '
-                f'needs {c.echo.features.sample_rate} Hz, {c.echo.features.channels} channels:'
-                ' echoes will be rejected')
-        else:
-            self.get_logger().info(f'echo info: {info.sample_rate} Hz, {info.channels} '
-                                   f'channels, {info.window_samples} samples, backend '
-                                   f'{info.backend or "unknown"}')
-
-    def _on_echo(self, msg: Image) -> None:
+    def _on_echo(self, msg: EchoFrame) -> None:
         self.counters['echoes_in'] += 1
         pipeline, pairer = self.pipeline, self._pairer
         if pipeline is None or pairer is None:
@@ -336,17 +310,18 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             self.get_logger().info('the AVS-Net model is visual-only: echoes are ignored',
                                    once=True)
             return
-        sample_rate = self._info.sample_rate if self._info else self.params['echo_sample_rate']
         try:
-            if not sample_rate:
-                raise AvsInputError('no echoes/info received yet and parameter '
-                                    'echo_sample_rate is 0: the sample rate is unknown')
-            echo = validate_echo(image_to_echo(msg), pipeline.avs.contract.echo.features,
-                                 sample_rate)
+            samples, info = frame_to_echo(msg)
+            echo = validate_echo(samples, pipeline.avs.contract.echo.features, info.sample_rate)
         except AvsInputError as e:
             self._reject('echo', f'stamp {stamp_to_ns(msg.header.stamp)} ns: {e}')
             return
-        pairer.add(1, _Echo(msg.header, echo, int(sample_rate)))
+        if info != self._info:
+            self._info = info
+            self.get_logger().info(f'echoes: {info.sample_rate} Hz, {info.channels} channels, '
+                                   f'{info.window_samples} samples, backend '
+                                   f'{info.backend or "unknown"}')
+        pairer.add(1, _Echo(msg.header, echo, info.sample_rate))
 
     def _on_pair(self, image: Image, echo: '_Echo') -> None:
         with self._lock:
@@ -502,7 +477,12 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         values.update({k: str(v) for k, v in counters.items()})
         values.update(last_error=last_error or self.failure or 'none',
                       pairing=pairer.backend if pairer is not None else 'none',
-                      echo_info='received' if self._info is not None else 'none',
+                      echo_settings=('none' if self._info is None else
+                                     f'{self._info.sample_rate} Hz x {self._info.channels}, '
+                                     f'{self._info.window_samples} samples'),
+                      **{f'{name}_publishers': str(sub.get_publisher_count())
+                         for name, sub in zip(('image', 'camera_info', 'echo'),
+                                              self._inputs)},
                       providers=str(pipeline.active_providers if pipeline is not None
                                     else []),
                       last_inference_ms=f'{self.last_inference_ms:.2f}')

@@ -22,7 +22,7 @@ and bringup configure and then activate them; otherwise they wait, unconfigured,
 lifecycle manager.
 
 For bag replay: use_sim:=false use_emitter:=false use_sim_time:=true, and play the bag's camera,
-camera_info, echoes and echoes/info topics with /clock.
+camera_info and echoes topics with /clock.
 """
 
 from dataclasses import dataclass, field
@@ -72,8 +72,7 @@ LAUNCH_ARGUMENTS: Tuple[LaunchArgument, ...] = (
                    'cuda,cpu; empty = the depth parameter file.'),
     LaunchArgument('image_topic', 'camera/image', 'Camera image topic (rgb8/bgr8/mono8).'),
     LaunchArgument('camera_info_topic', 'camera/camera_info', 'Camera info topic.'),
-    LaunchArgument('echoes_topic', 'echoes', 'Binaural echoes topic; its info is on '
-                   '<echoes_topic>/info.'),
+    LaunchArgument('echoes_topic', 'echoes', 'Binaural echoes topic (avs_net_msgs/EchoFrame).'),
     LaunchArgument('depth_topic_prefix', 'depth', 'Prefix of the depth outputs (metric, '
                    'pseudo_dense, relative, scale, camera_info).'),
     LaunchArgument('log_level', 'info', 'Log level of every node.',
@@ -118,7 +117,7 @@ class NodeDescription:
 
 
 _CAMERA = (('image', 'image_topic', ''), ('camera_info', 'camera_info_topic', ''))
-_ECHOES = (('echoes', 'echoes_topic', ''), ('echoes/info', 'echoes_topic', '/info'))
+_ECHOES = (('echoes', 'echoes_topic', ''),)
 _DEPTH_OUT = tuple((f'depth/{t}', 'depth_topic_prefix', f'/{t}')
                    for t in ('metric', 'pseudo_dense', 'relative', 'scale', 'camera_info'))
 

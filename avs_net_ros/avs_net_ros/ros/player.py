@@ -3,7 +3,7 @@
 Messages are published as the bag's raw CDR bytes (no conversion), in bag-time order, paced
 by their bag timestamps (scaled by ``rate``), with ``/clock`` published before each message and
 at ``clock_hz`` while waiting (``ros2 bag play --clock``), so nodes with use_sim_time follow
-the bag. Topics whose connections offered transient-local QoS (latched, e.g. echoes/info) are
+the bag. Topics whose connections offered transient-local QoS (latched, e.g. /tf_static) are
 published transient-local. The wall time at which each message left is kept for latency
 figures.
 """
@@ -120,7 +120,7 @@ class BagPlayer:
         self._clock_pub.publish(self._clock_msg)
 
     def publish_latched(self) -> bool:
-        """Publish the latched messages (echoes/info) now; return whether there are any."""
+        """Publish the latched messages (e.g. /tf_static) now; return whether there are any."""
         for t_bag, topic, raw in self._lead:
             self._publish_clock(t_bag)
             self.publishers[topic].publish(raw)

@@ -2,7 +2,7 @@
 
 1. The graph starts in its own process (``avs_net_ros.ros.bringup``: use_sim:=false
    use_emitter:=false use_sim_time:=true) with the models under test.
-2. The bag's camera, camera_info, echoes and echoes/info play with /clock (``ros2 bag play
+2. The bag's camera, camera_info and echoes play with /clock (``ros2 bag play
    --clock`` where installed, ``player.BagPlayer`` otherwise).
 3. The nodes' depth/metric, depth/pseudo_dense, depth/relative, depth/scale and /diagnostics
    are recorded (raw CDR) into a new bag next to the input's ground truth.
@@ -46,7 +46,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
     """Replay ``path`` through the node graph and score what it publishes.
 
     Args:
-        path: input bag (camera, camera_info, echoes, echoes/info and ground truth).
+        path: input bag (camera, camera_info, echoes and ground truth).
         out_dir: folder for the recorded bag (``replay_bag``) and the graph's log.
         models: 'av' (required), 'v' and 'relative' ONNX paths.
         topics: the bag's topic names (played under the same names).
@@ -85,7 +85,7 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         env['ROS_DOMAIN_ID'] = str(domain_id)
         graph.record()
         recorder = graph.recorder
-        play_topics = [tp.image, tp.camera_info, tp.echoes, tp.echo_info]
+        play_topics = [tp.image, tp.camera_info, tp.echoes]
         with Reader(path) as r:
             have = {c.topic for c in r.connections}
         play_topics = [t for t in play_topics if t in have]
@@ -95,11 +95,13 @@ def replay_bag(path: str, out_dir: str, models: Dict[str, str],
         player.wait_for_subscribers([tp.image, tp.echoes], timeout=10.0)
         # Our publishers seeing the node's subscriptions does not mean the node's side has
         # matched ours yet (best-effort camera data sent before that is lost): wait until the
-        # node's diagnostics say that the latched echoes/info reached it.
-        if player.publish_latched():
-            graph.wait_until(lambda: recorder.diagnostic_values('depth_inference').get(
-                'echo_info') == 'received', startup_timeout,
-                f'report receiving {tp.echo_info} on /diagnostics')
+        # node's diagnostics count our publishers on its subscriptions.
+        matched = [name for name, topic in (('image', tp.image), ('echo', tp.echoes))
+                   if topic in play_topics]
+        graph.wait_until(lambda: all(
+            int(recorder.diagnostic_values('depth_inference').get(f'{name}_publishers', 0)) > 0
+            for name in matched), startup_timeout,
+            f'count the player on its {" and ".join(matched)} subscriptions on /diagnostics')
         time.sleep(0.5)
         if ros2:  # a real ROS 2 install: its own player (latency then is not measured)
             played = time.monotonic()

@@ -7,26 +7,32 @@ It samples a scene from a family of ``avs_net_ros.sim`` and a trajectory through
   ``frame_id`` stamped with the node clock (sim time when use_sim_time is set);
 - ``ground_truth/depth``: 32FC1 metres of the ray-cast scene, NaN where the simulated stereo
   depth camera would have no value (REP 118), same header;
+- ``/tf``: the robot's pose, ``odom_frame`` -> ``base_frame`` (REP 105), same stamp; and once,
+  on the latched ``/tf_static``, the rig: ``base_frame`` -> the camera optical frame
+  (``frame_id``), the speaker and the two microphones, with the camera centre at
+  ``camera_xyz`` in the base frame and the speaker and ears where the simulated world has them
+  (``ros.tf``);
 - ``sim_pose`` (geometry_msgs/PoseStamped in ``world_frame``): the camera body frame (REP 103:
-  x forward, y left, z up), for a chirp emitter running its simulated-room backend;
+  x forward, y left, z up), which a chirp emitter running its simulated-room backend follows;
 - with ``publish_echoes`` (the launch graph sets it when the chirp emitter is off): every
   ``chirp_every``-th frame, the world's binaural recording of a chirp at that pose, aligned and
   cut by the same code as the chirp emitter (``audio.echo.cut_recording``) and published on
-  ``echoes`` with the frame's stamp, plus the latched ``echoes/info``.
+  ``echoes`` (avs_net_msgs/EchoFrame, in the speaker's frame) with the frame's stamp.
 
 Acoustic simulation (~0.2 s per new pose) runs on a worker thread of its own on the newest
 chirp frame only, so the camera keeps its rate.
 """
 
-import json
 import threading
 from typing import Any, List, Optional, Tuple
 
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.echo import cut_recording, EchoFault
 from avs_net_ros.audio.settings import SonarSettings
-from avs_net_ros.messages import array_to_image, echo_to_image, header_copy
+from avs_net_ros.messages import array_to_image, echo_to_frame, EchoInfo, header_copy
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
+from avs_net_ros.ros.tf import RigTf
 from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.sim.families import (get_family, load_family_file, sample_scene,
                                       sample_trajectory)
@@ -35,9 +41,9 @@ from avs_net_ros.sim.world import SimulatedWorld
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 NODE_NAME = 'sim_robot'
 
@@ -59,10 +65,21 @@ PARAMS = (
     ParamSpec('frame_id', 'camera_optical', 'Frame of the camera images (optical frame: x '
               'right, y down, z forward).'),
     ParamSpec('world_frame', 'map', 'Frame of sim_pose.'),
+    ParamSpec('odom_frame', 'odom', 'Parent frame of the robot pose on /tf (REP 105).'),
+    ParamSpec('base_frame', 'base_link', 'Frame of the robot body (REP 103: x forward, y '
+              'left, z up); the rig on /tf_static hangs from it.'),
+    ParamSpec('camera_xyz', [0.0, 0.0, 0.3], 'Camera centre in base_frame (m: forward, left, '
+              'up); the camera looks along the base x axis.'),
+    ParamSpec('speaker_frame', 'speaker_link', 'Frame of the speaker on /tf_static; the '
+              'echoes are stamped in it.'),
+    ParamSpec('mic_left_frame', 'mic_left_link', 'Frame of the left microphone on '
+              '/tf_static.'),
+    ParamSpec('mic_right_frame', 'mic_right_link', 'Frame of the right microphone on '
+              '/tf_static.'),
     ParamSpec('sensor_invalid', True, 'Mark pixels a stereo depth camera would miss as NaN in '
               'ground_truth/depth; false = the exact ray-cast depth everywhere.'),
-    ParamSpec('publish_echoes', False, 'Publish the simulated echoes and echoes/info here '
-              '(when no chirp emitter runs).'),
+    ParamSpec('publish_echoes', False, 'Publish the simulated echoes here (when no chirp '
+              'emitter runs).'),
     ParamSpec('chirp_every', 3, 'Publish an echo on every n-th frame (echo rate = frame_rate '
               '/ n; keep it below the acoustic limit of about 14 Hz at 12 m).',
               value_range=(1, 1000)),
@@ -73,8 +90,6 @@ PARAMS = (
     ParamSpec('echo_noise', True, 'Add the simulated microphone noise to the echoes.'),
 )
 
-_LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 _OUT = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -128,15 +143,17 @@ class SimRobotNode(Node):
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', _OUT)
         self.pub_depth = self.create_publisher(Image, 'ground_truth/depth', _OUT)
         self.pub_pose = self.create_publisher(PoseStamped, 'sim_pose', _OUT)
+        self.tf = RigTf(self, self.world.rig, p['camera_xyz'], {
+            'odom': p['odom_frame'], 'base': p['base_frame'], 'camera': p['frame_id'],
+            'speaker': p['speaker_frame'], 'mic_left': p['mic_left_frame'],
+            'mic_right': p['mic_right_frame']})
         if p['publish_echoes']:
             self.sonar = SonarSettings(chirp=self.world.acoustics.chirp,
                                        max_range=p['echo_max_range'],
                                        lead_in_samples=p['echo_lead_in_samples'])
             self._chirp = self.sonar.chirp_waveform()
-            self.pub_echo = self.create_publisher(Image, 'echoes', _OUT)
-            self.pub_echo_info = self.create_publisher(String, 'echoes/info', _LATCHED)
-            self.pub_echo_info.publish(String(data=json.dumps(
-                self.sonar.info('simulated_world'), sort_keys=True)))
+            self.echo_info = EchoInfo.from_dict(self.sonar.info('simulated_world'))
+            self.pub_echo = self.create_publisher(EchoFrame, 'echoes', _OUT)
             # the room simulation takes longer than a frame: its own thread keeps the camera
             # timer on time
             self._echo_worker = WakeableWorker(self._echo_work, 'sim_robot echoes',
@@ -175,6 +192,7 @@ class SimRobotNode(Node):
         q = msg.pose.orientation
         q.x, q.y, q.z, q.w = pose_quaternion(pose)
         self.pub_pose.publish(msg)
+        self.tf.publish_pose(header.stamp, pose)
         if self.params['publish_echoes'] and i % self.params['chirp_every'] == 0:
             with self._lock:
                 self._chirp_request = (header, pose)
@@ -190,7 +208,8 @@ class SimRobotNode(Node):
         header, pose = request
         echo = self.simulate_echo(pose)
         if echo is not None:
-            self.pub_echo.publish(echo_to_image(echo, header))
+            self.pub_echo.publish(echo_to_frame(echo, self.echo_info, header_copy(
+                header, self.params['speaker_frame'])))
             self.echoes_published += 1
 
     def _on_echo_error(self, error: BaseException) -> None:

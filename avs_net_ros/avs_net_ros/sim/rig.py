@@ -8,7 +8,7 @@ right, both at camera height; flipping the image horizontally therefore swaps th
 """
 
 from dataclasses import dataclass, replace
-from typing import Tuple
+from typing import Dict, Tuple
 
 from avs_net_ros.core.errors import AvsInputError
 
@@ -118,3 +118,43 @@ class RigGeometry:
         o = self.speaker_offset
         speaker = c + o[0] * right + o[1] * down + o[2] * forward
         return speaker, mics
+
+
+#: Rotation of a REP 103 optical frame (x right, y down, z forward) in its body frame (x
+#: forward, y left, z up), as a quaternion (x, y, z, w).
+OPTICAL_IN_BODY = (-0.5, 0.5, -0.5, 0.5)
+
+
+def rig_in_base(rig: RigGeometry, camera_xyz: Tuple[float, float, float]
+                ) -> Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]]:
+    """Return where the rig's parts sit in the robot's base frame (REP 103: x forward, y left).
+
+    ``camera_xyz`` is the camera centre in the base frame (the camera looks along +x). Returns
+    part -> (translation (x, y, z) in metres, rotation quaternion (x, y, z, w)) for 'camera'
+    (the optical frame), 'speaker', 'mic_left' and 'mic_right' (the last three unrotated).
+    """
+    c = np.asarray(camera_xyz, dtype=np.float64)
+    if c.shape != (3,) or not np.isfinite(c).all():
+        raise AvsInputError(f'camera_xyz must be three finite numbers, got {camera_xyz}')
+    right, down, forward = (0.0, -1.0, 0.0), (0.0, 0.0, -1.0), (1.0, 0.0, 0.0)
+    o = rig.speaker_offset
+    speaker = c + o[0] * np.array(right) + o[1] * np.array(down) + o[2] * np.array(forward)
+    half = rig.ear_spacing / 2
+    ident = (0.0, 0.0, 0.0, 1.0)
+    return {'camera': (tuple(c.tolist()), OPTICAL_IN_BODY),
+            'speaker': (tuple(speaker.tolist()), ident),
+            'mic_left': (tuple((c + [0.0, half, 0.0]).tolist()), ident),
+            'mic_right': (tuple((c - [0.0, half, 0.0]).tolist()), ident)}
+
+
+def body_pose(pose: CameraPose, camera_xyz: Tuple[float, float, float]
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """Return the base frame's world position and (3, 3) rotation for camera ``pose``.
+
+    The base frame turns and tilts with the camera (x forward, y left, z up, REP 103) and sits
+    ``camera_xyz`` behind/below it, so base pose composed with ``rig_in_base`` gives the camera
+    pose back.
+    """
+    right, down, forward = pose.axes()
+    rot = np.stack([forward, -right, -down], axis=1)
+    return pose.position - rot @ np.asarray(camera_xyz, dtype=np.float64), rot

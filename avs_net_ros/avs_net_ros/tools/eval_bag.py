@@ -69,14 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--min-depth', type=float, default=1e-3)
     s.add_argument('--scale-method', default='median')
     s.add_argument('--sample-rate', type=int, default=None,
-                   help='echo sample rate when the bag has no echoes/info topic')
+                   help="check that the bag's echoes have this sample rate (Hz)")
     s.add_argument('--slop', type=float, default=0.0,
                    help='stamp tolerance (s) when pairing camera, echo and ground truth')
     s.add_argument('--max-frames', type=int, default=None)
     s.add_argument('--panels', type=int, default=4, help='number of frames drawn as panels')
     t = p.add_argument_group('topics (a --namespace prefixes the defaults)')
     t.add_argument('--namespace', default='')
-    for role in ('image', 'echoes', 'echo_info', 'ground_truth', 'metric', 'pseudo_dense',
+    for role in ('image', 'echoes', 'ground_truth', 'metric', 'pseudo_dense',
                  'relative'):
         flags = [f'--{role.replace("_", "-")}-topic'] + (['--gt-topic']
                                                          if role == 'ground_truth' else [])

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--startup-timeout', type=float, default=90.0)
     p.add_argument('--panels', type=int, default=4)
     p.add_argument('--compare-offline', action='store_true')
-    for role in ('image', 'camera_info', 'echoes', 'echo_info', 'ground_truth'):
+    for role in ('image', 'camera_info', 'echoes', 'ground_truth'):
         p.add_argument(f'--{role.replace("_", "-")}-topic', dest=f'{role}_topic', default=None)
     p.add_argument('--quiet', action='store_true')
     return p

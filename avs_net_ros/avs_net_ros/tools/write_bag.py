@@ -3,9 +3,10 @@
     avs_write_bag sim OUT_BAG [--frames 50] [--family bv2_like] [--seed 0] [--size 320x240]
     avs_write_bag batvision OUT_BAG --root BV2_ROOT [--layout bv2] [--split test]
 
-Topics (the nodes' defaults): /image (rgb8), /camera_info (simulated), /echoes (32FC1, 2 x samples,
-stamped like the image), /echoes/info (latched JSON), /depth/ground_truth (32FC1 metres, NaN
-invalid; or 16UC1 millimetres, 0 invalid, with --gt-encoding 16UC1).
+Topics (the nodes' defaults): /image (rgb8), /camera_info (simulated), /echoes
+(avs_net_msgs/EchoFrame: 2 x samples with their settings, stamped like the image),
+/depth/ground_truth (32FC1 metres, NaN invalid; or 16UC1 millimetres, 0 invalid, with
+--gt-encoding 16UC1).
 """
 
 import argparse
@@ -89,10 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             info, total, frames = batvision_frames(args.root, args.layout, args.split,
                                                    args.locations, args.max_depth, args.lead_in)
         with BagWriter(args.out, args.storage, topics_with_namespace(args.namespace)) as w:
-            for i, f in enumerate(tqdm(frames, total=total, desc='write', unit='frame',
-                                       disable=args.quiet)):
-                if i == 0:  # latched info recorded just before the first frame
-                    w.write_echo_info(info, max(0, f.stamp_ns - 1))
+            w.set_echo_info(info)
+            for f in tqdm(frames, total=total, desc='write', unit='frame', disable=args.quiet):
                 w.write_frame(f.stamp_ns, f.rgb, f.echo, f.ground_truth, f.k, args.gt_encoding)
     except (AvsInputError, OSError) as e:
         print(f'avs_write_bag: error: {e}', file=sys.stderr)
