@@ -252,6 +252,12 @@ def echo_to_frame(echo: np.ndarray, info: EchoInfo, header: Any = None) -> Any:
     return msg
 
 
+def _f32(value: float) -> float:
+    # a float32 field read back as the shortest decimal that gives the same float32, so the
+    # settings that were written (0.003 s) are the settings read, not 0.003000000026
+    return float(str(np.float32(value)))
+
+
 def frame_to_echo(msg: Any) -> Tuple[np.ndarray, EchoInfo]:
     """Return an EchoFrame's samples as a (channels, samples) float32 array, and its settings.
 
@@ -276,8 +282,8 @@ def frame_to_echo(msg: Any) -> Tuple[np.ndarray, EchoInfo]:
         raise EchoFrameError(f'echo frame has {int(samples.size - finite.sum())} NaN or '
                              f'infinite samples')
     info = EchoInfo(rate, channels, samples.size // channels, int(msg.lead_in_samples),
-                    float(msg.speed_of_sound), float(msg.max_range), float(msg.chirp_start_hz),
-                    float(msg.chirp_end_hz), float(msg.chirp_duration), str(msg.chirp_method),
+                    _f32(msg.speed_of_sound), _f32(msg.max_range), _f32(msg.chirp_start_hz),
+                    _f32(msg.chirp_end_hz), _f32(msg.chirp_duration), str(msg.chirp_method),
                     str(msg.backend))
     return samples.reshape(channels, -1), info
 

@@ -12,8 +12,8 @@ import time
 from typing import Any, Callable, Dict, List
 
 from avs_net_ros.core.acoustics import echo_window_samples
-from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
-                                  ns_to_stamp)
+from avs_net_msgs.msg import EchoFrame
+from avs_net_ros.messages import array_to_image, echo_to_frame, EchoInfo, ns_to_stamp
 from avs_net_ros.ros.spin import NodeSpinner
 import numpy as np
 import rclpy
@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 #: The package's folder (package.xml, config/, the Python package) and the repository root
 #: above it (scripts/, training/, benchmarks/ and the message package beside it).
@@ -183,18 +183,19 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, encoding: str = 'rgb8') -> Image:
     return array_to_image(rgb, encoding, header(stamp_ns))
 
 
-def echo_msg(echo: np.ndarray, stamp_ns: int) -> Image:
-    """Return an ``echoes`` Image with the camera frame's stamp."""
-    return echo_to_image(echo, header(stamp_ns))
+def echo_info(sample_rate: int = TEST_SAMPLE_RATE, channels: int = 2,
+              window: int = TEST_WINDOW) -> EchoInfo:
+    """Return the echo settings of the test models (44.1 kHz, 6 m window, two microphones)."""
+    return EchoInfo(sample_rate=sample_rate, channels=channels, window_samples=window,
+                    lead_in_samples=0, speed_of_sound=340.0, max_range=6.0,
+                    chirp_start_hz=20.0, chirp_end_hz=20000.0, chirp_duration=0.003,
+                    chirp_method='linear', backend='test')
 
 
-def echo_info_msg(sample_rate: int = TEST_SAMPLE_RATE, channels: int = 2) -> String:
-    """Return the ``echoes/info`` String for the test models' echo settings."""
-    return echo_info_to_string(EchoInfo(
-        sample_rate=sample_rate, channels=channels, window_samples=TEST_WINDOW,
-        lead_in_samples=0, speed_of_sound=340.0, max_range=6.0,
-        chirp={'f_start': 20.0, 'f_end': 20000.0, 'duration': 0.003},
-        alignment={'method': 'matched_filter'}, backend='test'))
+def echo_msg(echo: np.ndarray, stamp_ns: int, **info: Any) -> EchoFrame:
+    """Return an ``echoes`` EchoFrame with the camera frame's stamp (``echo_info(**info)``)."""
+    return echo_to_frame(echo, echo_info(channels=echo.shape[0], window=echo.shape[1], **info),
+                         header(stamp_ns, 'speaker_link'))
 
 
 def camera_info_msg(stamp_ns: int, height: int = 48, width: int = 64) -> CameraInfo:

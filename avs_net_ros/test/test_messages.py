@@ -1,18 +1,16 @@
-"""numpy <-> message conversion: every encoding, row padding, byte order, echoes, echo info."""
+"""numpy <-> message conversion: every encoding, row padding, byte order, echo frames."""
 
-import json
-
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.core.errors import AvsInputError
-from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
-                                  header_copy, image_to_array, image_to_echo, image_to_rgb,
-                                  ImageConversionError, ns_to_stamp, stamp_to_ns,
-                                  string_to_echo_info)
+from avs_net_ros.eval.bagio import ECHO_TYPE, typestore
+from avs_net_ros.messages import (array_to_image, echo_to_frame, EchoFrameError, EchoInfo,
+                                  frame_to_echo, header_copy, image_to_array, image_to_rgb,
+                                  ImageConversionError, ns_to_stamp, stamp_to_ns)
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
-from ros_fixtures import echo_info_msg, header
+from ros_fixtures import echo_info, header
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 RNG = np.random.default_rng(7)
 SAMPLES = {
@@ -107,19 +105,50 @@ def test_nan_survives_depth_conversion():
     np.testing.assert_array_equal(out, d)  # NaN == NaN under assert_array_equal
 
 
-def test_echo_rows_are_left_then_right():
+def test_echo_frame_round_trip_channel_major_left_first():
     echo = np.stack([np.linspace(-1, 1, 300), np.linspace(1, -1, 300)]).astype(np.float32)
-    msg = echo_to_image(echo, header(42))
-    assert (msg.height, msg.width, msg.encoding) == (2, 300, '32FC1')
-    back = image_to_echo(deserialize_message(serialize_message(msg), Image))
+    info = echo_info(window=300)
+    msg = echo_to_frame(echo, info, header(42, 'speaker_link'))
+    assert (msg.sample_rate, msg.channels, len(msg.samples)) == (44100, 2, 600)
+    back, got = frame_to_echo(deserialize_message(serialize_message(msg), EchoFrame))
     np.testing.assert_array_equal(back, echo)
-    assert back[0, 0] == -1 and back[1, 0] == 1
-    with pytest.raises(ImageConversionError, match="encoding is 'mono8', expected '32FC1'"):
-        image_to_echo(array_to_image(np.zeros((2, 5), np.uint8), 'mono8'))
-    with pytest.raises(ImageConversionError, match='float array'):
-        echo_to_image(np.zeros(5, np.float32))
+    assert back[0, 0] == -1 and back[1, 0] == 1 and got == info
+    assert msg.header.frame_id == 'speaker_link' and stamp_to_ns(msg.header.stamp) == 42
+    with pytest.raises(EchoFrameError, match='float array'):
+        echo_to_frame(np.zeros(5, np.float32), info)
+    with pytest.raises(EchoFrameError, match='echo has 1 channels, its info says 2'):
+        echo_to_frame(np.zeros((1, 5), np.float32), info)
     # float64 input is published as float32
-    np.testing.assert_allclose(image_to_echo(echo_to_image(echo.astype(np.float64))), echo)
+    np.testing.assert_allclose(frame_to_echo(echo_to_frame(echo.astype(np.float64), info))[0],
+                               echo)
+
+
+@pytest.mark.parametrize('spoil, why', [
+    (lambda m: setattr(m, 'sample_rate', 0), r'unknown sample rate \(0 Hz\)'),
+    (lambda m: setattr(m, 'channels', 0), 'has 0 channels'),
+    (lambda m: setattr(m, 'samples', m.samples[:-1]), '599 samples, not a positive multiple '
+                                                      'of its 2 channels'),
+    (lambda m: setattr(m, 'samples', []), '0 samples'),
+    (lambda m: m.samples.__setitem__(7, float('nan')), '1 NaN or infinite samples'),
+    (lambda m: m.samples.__setitem__(8, float('inf')), '1 NaN or infinite samples'),
+])
+def test_corrupt_echo_frames_are_refused_with_the_reason(spoil, why):
+    msg = echo_to_frame(np.ones((2, 300), np.float32), echo_info(window=300))
+    spoil(msg)
+    with pytest.raises(EchoFrameError, match=why):
+        frame_to_echo(msg)
+    assert issubclass(EchoFrameError, AvsInputError)
+
+
+def test_echo_frames_read_from_bags_too():
+    """rosbags has the type from the .msg file: a serialised rclpy EchoFrame reads back."""
+    echo = np.arange(600, dtype=np.float32).reshape(2, 300) / 600
+    raw = bytes(serialize_message(echo_to_frame(echo, echo_info(window=300), header(9))))
+    bag_msg = typestore().deserialize_cdr(raw, ECHO_TYPE)
+    back, info = frame_to_echo(bag_msg)
+    np.testing.assert_array_equal(back, echo)
+    assert info == echo_info(window=300) and stamp_to_ns(bag_msg.header.stamp) == 9
+    assert typestore().serialize_cdr(bag_msg, ECHO_TYPE).tobytes() == raw
 
 
 def test_rosbags_messages_convert_too():
@@ -132,24 +161,18 @@ def test_rosbags_messages_convert_too():
     assert stamp_to_ns(bag_msg.header.stamp) == 9
 
 
-def test_echo_info_round_trip_and_errors():
-    info = string_to_echo_info(deserialize_message(serialize_message(echo_info_msg()),
-                                                   String))
-    assert isinstance(info, EchoInfo)
-    assert (info.sample_rate, info.channels, info.backend) == (44100, 2, 'test')
-    assert string_to_echo_info(echo_info_to_string(info)) == info
-    d = json.loads(echo_info_msg().data)
+def test_echo_info_from_the_settings_dict_and_errors():
+    d = {'sample_rate': 44100, 'channels': 2, 'window_samples': 300, 'lead_in_samples': 0,
+         'speed_of_sound': 340.0, 'max_range': 6.0, 'backend': 'test', 'alignment': {},
+         'chirp': {'f_start': 20.0, 'f_end': 20000.0, 'duration': 0.003, 'method': 'linear',
+                   'fade': 0.1}}
+    assert EchoInfo.from_dict(d) == echo_info(window=300)
+    assert EchoInfo.from_dict(dict(d, chirp={})).chirp_method == ''  # a data set: not known
     del d['sample_rate'], d['backend']
     with pytest.raises(AvsInputError, match=r'lacks sample_rate \(samples per second.*backend'):
-        string_to_echo_info(String(data=json.dumps(d)))
-    d = json.loads(echo_info_msg().data)
-    d['sample_rate'] = '44100'
+        EchoInfo.from_dict(d)
     with pytest.raises(AvsInputError, match='wrong type for: sample_rate'):
-        string_to_echo_info(String(data=json.dumps(d)))
-    with pytest.raises(AvsInputError, match='not valid JSON'):
-        string_to_echo_info(String(data='{sample_rate: 1'))
-    with pytest.raises(AvsInputError, match='JSON object'):
-        string_to_echo_info(String(data='[1, 2]'))
+        EchoInfo.from_dict(dict(d, sample_rate='44100', backend=''))
 
 
 def test_stamps_and_headers():

@@ -1,4 +1,7 @@
-"""depth_inference over real DDS (loopback, domain 91): outputs, pairing, fallback, faults."""
+"""depth_inference over real DDS (loopback, domain 91): outputs, pairing, fallback, faults.
+
+Echoes arrive as avs_net_msgs/EchoFrame; each carries its own settings.
+"""
 
 import subprocess
 import sys
@@ -13,12 +16,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
-from ros_fixtures import (camera_info_msg, echo_info_msg, echo_msg,
-                          half_dark_frame, image_msg, LATCHED, make_echo, overrides,
+from avs_net_msgs.msg import EchoFrame
+from ros_fixtures import (camera_info_msg, echo_msg, half_dark_frame, image_msg, make_echo,
+                          overrides,
                           publish_until, ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for,
                           wait_matched)
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32, String
+from std_msgs.msg import Float32
 
 DOMAIN = 91
 SEC = 1_000_000_000
@@ -31,8 +35,7 @@ def ros():
     h.pubs = {
         'image': h.publisher(Image, 'image', SENSOR_QOS),
         'camera_info': h.publisher(CameraInfo, 'camera_info', SENSOR_QOS),
-        'echoes': h.publisher(Image, 'echoes'),
-        'info': h.publisher(String, 'echoes/info', LATCHED),
+        'echoes': h.publisher(EchoFrame, 'echoes'),
     }
     h.out = {
         'metric': h.collect(Image, 'depth/metric'),
@@ -87,14 +90,6 @@ def _send_image(ros, msg, collector):
                          what=f'an output stamped {t}')[0]
 
 
-def _set_info(ros, node, **kw):
-    msg = echo_info_msg(**kw)
-    ros.pubs['info'].publish(msg)
-    rate = kw.get('sample_rate', SR)
-    wait_for(lambda: node._info is not None and node._info.sample_rate == rate, 10,
-             'the echo info')
-
-
 def _diag(ros, predicate, timeout=10.0):
     def find():
         for arr in reversed(ros.out['diag'].snapshot()):
@@ -111,7 +106,6 @@ def _values(status):
 
 def test_metric_depth_matches_offline_pipeline(ros, node_factory, model_set):
     node = node_factory(echo_wait=2.0, publish_relative=True)
-    _set_info(ros, node)
     t1 = 100 * SEC + 123
     rgb, echo = half_dark_frame(1), make_echo(1)
     publish_until(ros.pubs['camera_info'], camera_info_msg(t1),
@@ -163,7 +157,6 @@ def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, model
     assert status.message == 'no echo received yet: fallback visual_model'
     assert _values(status)['last_source'] == 'fallback_visual_model'
     # echoes, then silence longer than echo_timeout (by stamps): fallback again
-    _set_info(ros, node)
     ros.pubs['echoes'].publish(echo_msg(make_echo(3), t + SEC))
     _send_image(ros, image_msg(rgb, t + SEC), ros.out['pseudo'])  # the echo frame
     _send_image(ros, image_msg(rgb, t + 3 * SEC), ros.out['metric'])
@@ -215,31 +208,46 @@ def test_a_failing_model_run_is_reported_and_the_node_keeps_running(ros, node_fa
     _send_image(ros, image_msg(rgb, 401 * SEC), ros.out['metric'])  # still working
 
 
+def _odd_count(msg):
+    msg.samples = msg.samples[:-1]
+    return msg
+
+
+def _rate(rate):
+    def set_rate(msg):
+        msg.sample_rate = rate
+        return msg
+    return set_rate
+
+
 def test_bad_echoes_are_rejected_and_the_node_keeps_running(ros, node_factory):
+    """Each corrupt or mismatched EchoFrame is refused with its reason; a good one still pairs."""
     node = node_factory(echo_wait=0.0)
-    _set_info(ros, node)
     t = 300 * SEC
-    cases = []
     nan_echo = make_echo(4)
     nan_echo[0, 5] = np.nan
-    cases.append((nan_echo, 'echo contains NaN or infinite samples'))
-    cases.append((make_echo(4)[:1], 'echo has 1 channels, the model needs 2'))
-    cases.append((make_echo(4, samples=100), 'echo has 100 samples, the model needs at least'))
-    for i, (echo, why) in enumerate(cases):
-        ros.pubs['echoes'].publish(echo_msg(echo, t + i))
+    keep = (lambda msg: msg)
+    cases = [
+        (nan_echo, keep, 'echo frame has 1 NaN or infinite samples'),
+        (make_echo(4), _odd_count, 'echo frame has 3999 samples, not a positive multiple of '
+                                   'its 2 channels'),
+        (make_echo(4), _rate(0), 'echo frame has an unknown sample rate (0 Hz)'),
+        (make_echo(4), _rate(22050), 'echo sample rate is 22050 Hz, the model needs 44100 Hz'),
+        (make_echo(4)[:1], keep, 'echo has 1 channels, the model needs 2'),
+        (make_echo(4, samples=100), keep, 'echo has 100 samples, the model needs at least'),
+    ]
+    for i, (echo, spoil, why) in enumerate(cases):
+        ros.pubs['echoes'].publish(spoil(echo_msg(echo, t + i)))
         wait_for(lambda i=i: node.counters['echoes_rejected'] == i + 1, 10, why)
         assert why in node.last_error and f'stamp {t + i} ns' in node.last_error
         assert why in _values(_diag(ros, lambda s: why in _values(s)['last_error']))[
             'last_error']
-    _set_info(ros, node, sample_rate=22050)
-    ros.pubs['echoes'].publish(echo_msg(make_echo(4), t + 10))
-    wait_for(lambda: node.counters['echoes_rejected'] == 4, 10, 'the wrong-rate echo')
-    assert 'echo sample rate is 22050 Hz, the model needs 44100 Hz' in node.last_error
     # still alive: a good echo pairs with its frame and yields an echo frame
-    _set_info(ros, node)
     ros.pubs['echoes'].publish(echo_msg(make_echo(5), t + 20))
     _send_image(ros, image_msg(half_dark_frame(5), t + 20), ros.out['pseudo'])
-    assert node.counters['pairs'] == 1 and node.counters['echoes_rejected'] == 4
+    assert node.counters['pairs'] == 1 and node.counters['echoes_rejected'] == len(cases)
+    assert _values(_diag(ros, lambda s: _values(s)['echo_settings'] != 'none'))[
+        'echo_settings'] == f'{SR} Hz x 2, 2000 samples'
 
 
 def test_unsupported_image_encoding_is_reported(ros, node_factory):

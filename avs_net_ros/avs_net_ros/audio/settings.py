@@ -154,7 +154,7 @@ class SonarSettings:
         return out
 
     def info(self, backend: str, latency_samples: Optional[int] = None) -> Dict[str, Any]:
-        """Return the echo settings each EchoFrame carries (``messages.ECHO_INFO_KEYS``, and more)."""
+        """Return the echo settings each EchoFrame carries (``messages.ECHO_INFO_KEYS``)."""
         return {
             'sample_rate': self.sample_rate,
             'channels': 2,

@@ -2,8 +2,8 @@
 
 Echoes are cut exactly as the datasets feed training (``datasets.features.echo_settings`` and
 ``cut_window``: the first window of each recording, with the layout's lead-in before the
-direct path), and ``echo_info`` records those settings (carried by every EchoFrame), so a model trained on the layout reads
-the bag's echoes as it read its training data.
+direct path), and ``echo_info`` records those settings (every EchoFrame carries them), so a
+model trained on the layout reads the bag's echoes as it read its training data.
 """
 
 from dataclasses import asdict, dataclass
@@ -30,7 +30,7 @@ class SourceFrame:
 
 def echo_info(settings: EchoContract, backend: str, chirp: Optional[Dict[str, Any]] = None
               ) -> Dict[str, Any]:
-    """Return the echo settings dict (``messages.ECHO_INFO_KEYS``) of echoes cut with ``settings``."""
+    """Return the echo settings (``messages.ECHO_INFO_KEYS``) of echoes cut with ``settings``."""
     f = settings.features
     lead_in = int(settings.lead_in_samples)
     return {'sample_rate': int(f.sample_rate), 'channels': int(f.channels),
