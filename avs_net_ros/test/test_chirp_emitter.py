@@ -4,12 +4,12 @@ Domain 81 (the audio/emitter tests own 80-89), discovery limited to localhost. T
 the simulated-room backend here (test_chirp_emitter_audio.py runs it on a real audio server).
 """
 
-import json
 import os
 
 from audio_fixtures import NodeProcess, RosTester, wait_for
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.settings import SonarSettings
-from avs_net_ros.messages import image_to_echo, string_to_echo_info
+from avs_net_ros.messages import frame_to_echo
 from avs_net_ros.ros.chirp_emitter import PARAMS
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
@@ -17,16 +17,13 @@ import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data
 from scipy import signal
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 import yaml
 
 DOMAIN = 81
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 NODE_PARAMS = {'backend': 'sim', 'max_range': 4.0, 'lead_in_samples': 64,
                'reverb_guard': 0.02, 'max_latency': 0.1, 'sim.noise_level': 0.0005,
                'sim.room_size': [5.0, 3.0, 2.8], 'sim.pose': [2.0, 1.5, 1.4, 0.0],
@@ -96,8 +93,7 @@ def emitter(tmp_path):
 
 def test_emitter_publishes_stamped_echoes_paced_and_described(emitter):
     tester, node = emitter
-    echoes = tester.collect(Image, 'echoes', qos_profile_sensor_data)
-    infos = tester.collect(String, 'echoes/info', LATCHED)
+    echoes = tester.collect(EchoFrame, 'echoes', qos_profile_sensor_data)
     diags = tester.collect(DiagnosticArray, '/diagnostics', 10)
     camera = Camera(tester)
     wait_for(lambda: camera.pub.get_subscription_count() >= 1 or node.proc.poll() is not None,
@@ -112,11 +108,16 @@ def test_emitter_publishes_stamped_echoes_paced_and_described(emitter):
     msgs = echoes.snapshot()
     stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in msgs]
     for m in msgs:
-        # The agreed echoes format: 32FC1, 2 rows (left, right), little-endian, camera header.
-        assert (m.encoding, m.height, m.width) == ('32FC1', 2, settings.window)
-        assert m.step == 4 * m.width and m.is_bigendian == 0
-        assert m.header.frame_id == 'camera_optical'
-        echo = image_to_echo(m)
+        # The echo frame: 2 channels (left, right) of the window, its settings, the camera
+        # frame's stamp in the speaker's frame.
+        echo, info = frame_to_echo(m)
+        assert echo.shape == (2, settings.window) and m.header.frame_id == 'speaker_link'
+        assert (info.window_samples, info.lead_in_samples, info.max_range) == (
+            settings.window, 64, 4.0)
+        assert (info.sample_rate, info.backend) == (44100, 'sim')
+        c = settings.chirp
+        assert (info.chirp_start_hz, info.chirp_end_hz, info.chirp_duration,
+                info.chirp_method) == (c.f_start, c.f_end, c.duration, c.method)
         # The direct path sits at the lead-in: the echo was aligned on it.
         corr = np.abs(signal.correlate(echo[0], chirp, mode='valid'))
         assert abs(int(np.argmax(corr)) - 64) <= 1
@@ -124,23 +125,18 @@ def test_emitter_publishes_stamped_echoes_paced_and_described(emitter):
     assert set(stamps) <= set(camera.stamps) and stamps == sorted(set(stamps))
     # Pacing: fewer echoes than frames, at most the rate the window and guard allow.
     assert len(msgs) < len(camera.stamps)
-    info = wait_for(lambda: infos.snapshot(), 10, 'echoes/info')[-1]
-    parsed = string_to_echo_info(info)
-    raw = json.loads(info.data)
-    assert parsed.window_samples == settings.window and parsed.lead_in_samples == 64
-    assert parsed.sample_rate == 44100 and parsed.backend == 'sim'
-    assert raw['alignment']['method'] == 'matched_filter'
-    assert raw['alignment']['latency_samples'] > 300  # one block + 300 + flight time
-    assert raw['rate_limit'] == pytest.approx(settings.rate_limit)
     wait_for(lambda: diag_value(diags, 'echoes') >= 4, 10, 'diagnostics counting 4 echoes')
     st = sonar_status(diags)
+    values = {kv.key: kv.value for kv in st.values}
+    assert int(values['latency_samples']) > 300  # one block + 300 + flight time
+    assert values['rate_limit_hz'] == f'{settings.rate_limit:.2f}'
     assert st.level == DiagnosticStatus.OK, st.message
     assert st.hardware_id == 'simulated room' and diag_value(diags, 'xrun') == 0
 
 
 def test_missing_direct_path_and_clipping_are_reported_and_the_node_keeps_running(emitter):
     tester, node = emitter
-    echoes = tester.collect(Image, 'echoes', qos_profile_sensor_data)
+    echoes = tester.collect(EchoFrame, 'echoes', qos_profile_sensor_data)
     diags = tester.collect(DiagnosticArray, '/diagnostics', 10)
     camera = Camera(tester)
     wait_for(lambda: camera.pub.get_subscription_count() >= 1 or node.proc.poll() is not None,
@@ -182,12 +178,12 @@ def test_missing_direct_path_and_clipping_are_reported_and_the_node_keeps_runnin
     moved.pose.orientation.z, moved.pose.orientation.w = np.sin(0.4), np.cos(0.4)
     n = len(echoes)
     wait_for(lambda: len(echoes) >= n + 2, 30, 'unclipped echoes before moving')
-    before = image_to_echo(echoes.snapshot()[-1])
+    before = frame_to_echo(echoes.snapshot()[-1])[0]
     assert np.abs(before).max() < 0.999
     n = len(echoes)
     poses.publish(moved)
     wait_for(lambda: len(echoes) >= n + 3, 30, 'echoes after moving')
-    after = image_to_echo(echoes.snapshot()[-1])
+    after = frame_to_echo(echoes.snapshot()[-1])[0]
     # Same direct path (same rig), different room echoes (another place in the room).
     late = slice(64 + 200, None)
     assert np.abs(after[:, late] - before[:, late]).max() > 10 * 0.0005

@@ -6,19 +6,18 @@ chirp after the device latency, aligned to the lead-in.
 
 from audio_fixtures import NodeProcess, pulse_server_fixture, RosTester  # noqa: F401
 from audio_fixtures import wait_for
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.settings import SonarSettings
-from avs_net_ros.messages import image_to_echo, string_to_echo_info
+from diagnostic_msgs.msg import DiagnosticArray
+from avs_net_ros.messages import frame_to_echo
 import numpy as np
 import pytest
-from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data
 from scipy import signal
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 DOMAIN = 82
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 PARAMS = {'backend': 'sounddevice', 'device': 'pulse', 'max_range': 4.0,
           'lead_in_samples': 64, 'reverb_guard': 0.02, 'max_latency': 0.2}
 
@@ -40,8 +39,8 @@ def test_node_on_pulse_null_sink_publishes_its_chirp_aligned(pulse_server, tmp_p
     tester = RosTester(DOMAIN)
     node = NodeProcess(DOMAIN, PARAMS, str(tmp_path / 'emitter.log'), env=pulse_server.env)
     try:
-        echoes = tester.collect(Image, 'echoes', qos_profile_sensor_data)
-        infos = tester.collect(String, 'echoes/info', LATCHED)
+        echoes = tester.collect(EchoFrame, 'echoes', qos_profile_sensor_data)
+        diags = tester.collect(DiagnosticArray, '/diagnostics', 10)
         pub = tester.node.create_publisher(Image, 'image', qos_profile_sensor_data)
         wait_for(lambda: pub.get_subscription_count() >= 1 or node.proc.poll() is not None,
                  30, 'the node to subscribe to image')
@@ -61,17 +60,20 @@ def test_node_on_pulse_null_sink_publishes_its_chirp_aligned(pulse_server, tmp_p
         settings = SonarSettings(max_range=4.0, lead_in_samples=64)
         chirp = settings.chirp_waveform()
         for m in echoes.snapshot():
-            assert m.header.stamp.sec in frames and m.header.frame_id == 'cam'
-            echo = image_to_echo(m)
-            assert echo.shape == (2, settings.window)
+            assert m.header.stamp.sec in frames and m.header.frame_id == 'speaker_link'
+            echo, info = frame_to_echo(m)
+            assert echo.shape == (2, settings.window) and info.backend == 'sounddevice'
             for ch in echo:  # the chirp, at the lead-in, at its played amplitude
                 corr = np.abs(signal.correlate(ch, chirp, mode='valid'))
                 # Tolerances: on a loaded machine PulseAudio under/overruns inside a stream
                 # and can cut into a chirp (test_audio_server checks JACK sample for sample).
                 assert abs(int(np.argmax(corr)) - 64) <= 16
                 assert 0.5 < corr.max() / np.dot(chirp, chirp) < 1.5
-        info = string_to_echo_info(wait_for(lambda: infos.snapshot(), 10, 'info')[-1])
-        assert info.backend == 'sounddevice' and info.alignment['latency_samples'] > 0
+        latency = wait_for(lambda: [kv.value for arr in diags.snapshot() for st in arr.status
+                                    for kv in st.values if kv.key == 'latency_samples'
+                                    and kv.value not in ('', 'None')], 10,
+                           'the measured device latency on /diagnostics')[-1]
+        assert int(latency) > 0
         assert node.proc.poll() is None
     finally:
         node.stop()

@@ -15,14 +15,14 @@ import os
 import sqlite3
 
 from avs_net_ros.eval.bagio import (bag_topics, BagFrames, BagReadError, BagWriter,
-                                    read_frames)
+                                    echo_frame_definition, read_frames)
 from avs_net_ros.eval.pairing import StampPairer
 from avs_net_ros.eval.topics import BagTopics, BagTopicsError
 import numpy as np
 import pytest
 
 RNG = np.random.default_rng(3)
-INFO = {'sample_rate': 44100, 'channels': 2, 'window_samples': 1556, 'lead_in_samples': 0,
+INFO = {'sample_rate': 44100, 'channels': 2, 'window_samples': 1600, 'lead_in_samples': 0,
         'speed_of_sound': 340.0, 'max_range': 6.0, 'chirp': {}, 'alignment': {},
         'backend': 'test'}
 
@@ -44,7 +44,7 @@ def test_written_bag_reads_back_exactly(tmp_path, storage):
     src = _frames(5)
     path = str(tmp_path / 'bag')
     with BagWriter(path, storage) as w:
-        w.write_echo_info(INFO)
+        w.set_echo_info(INFO)
         for stamp, rgb, echo, gt in src:
             w.write_frame(stamp, rgb, echo, gt, k=np.eye(3))
     frames, report = read_frames(path, need=('ground_truth', 'echoes'))
@@ -88,6 +88,14 @@ def _rclpy_image(array, encoding, stamp_ns, frame='cam'):
     return m
 
 
+def _rclpy_echo(echo, stamp_ns):
+    from avs_net_ros.messages import echo_to_frame, EchoInfo
+    from std_msgs.msg import Header
+    h = Header(frame_id='speaker_link')
+    h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 10 ** 9)
+    return echo_to_frame(echo, EchoInfo.from_dict(INFO), h)
+
+
 def write_foreign_sqlite_bag(folder, src, with_metadata=True):
     """Write ``src`` frames as rosbag2 (Humble, SQLite schema 3) with rclpy's serializer.
 
@@ -116,20 +124,17 @@ def write_foreign_sqlite_bag(folder, src, with_metadata=True):
     """)
     topics = [('/imu', 'sensor_msgs/msg/Imu'), ('/robot/camera/image_raw',
                                                 'sensor_msgs/msg/Image'),
-              ('/robot/echoes', 'sensor_msgs/msg/Image'), ('/chatter', 'std_msgs/msg/String'),
-              ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image'),
-              ('/robot/echoes/info', 'std_msgs/msg/String')]
+              ('/robot/echoes', 'avs_net_msgs/msg/EchoFrame'),
+              ('/chatter', 'std_msgs/msg/String'), ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image')]
     for i, (name, typ) in enumerate(topics, start=1):
         db.execute('INSERT INTO topics VALUES (?, ?, ?, ?, ?)', (i, name, typ, 'cdr', _QOS))
     tid = {name: i for i, (name, _) in enumerate(topics, start=1)}
-    rows = [(tid['/robot/echoes/info'], src[0][0] - 1,
-             serialize_message(String(data=json.dumps(INFO))))]
+    rows = []
     for stamp, rgb, echo, gt in src:
         mm = np.where(np.isfinite(gt), np.round(gt * 1000), 0).astype(np.uint16)
         rows += [
             (tid['/imu'], stamp - 5, serialize_message(Imu())),
-            (tid['/robot/echoes'], stamp + 1_000, serialize_message(
-                _rclpy_image(echo, '32FC1', stamp))),
+            (tid['/robot/echoes'], stamp + 1_000, serialize_message(_rclpy_echo(echo, stamp))),
             (tid['/robot/camera/image_raw'], stamp + 30_000_000, serialize_message(
                 _rclpy_image(np.ascontiguousarray(rgb[..., ::-1]), 'bgr8', stamp))),
             (tid['/chatter'], stamp + 40_000_000, serialize_message(String(data='hello'))),
@@ -169,6 +174,7 @@ _HEADER_DEF = ('MSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring fram
 _IMAGE_DEF = ('std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\n'
               'uint8 is_bigendian\nuint32 step\nuint8[] data\n' + '=' * 80 + '\n'
               + _HEADER_DEF)
+_ECHO_DEF = echo_frame_definition() + '=' * 80 + '\n' + _HEADER_DEF
 
 
 def write_foreign_mcap_bag(folder, src, with_metadata=True, chunk_size=1 << 20):
@@ -196,13 +202,21 @@ def write_foreign_mcap_bag(folder, src, with_metadata=True, chunk_size=1 << 20):
         img = w.register_msgdef('sensor_msgs/msg/Image', _IMAGE_DEF)
         text = w.register_msgdef('std_msgs/msg/String', 'string data\n')
         count = w.register_msgdef('std_msgs/msg/Int32', 'int32 data\n')
-        t0 = src[0][0] - 1
-        w.write_message('/robot/echoes/info', text, {'data': json.dumps(INFO)}, t0, t0)
+        echo_schema = w.register_msgdef('avs_net_msgs/msg/EchoFrame', _ECHO_DEF)
+
+        def echo_frame(echo, stamp_ns):
+            sec, nanosec = divmod(stamp_ns, 10 ** 9)
+            fields = {k: INFO[k] for k in ('sample_rate', 'channels', 'lead_in_samples',
+                                           'speed_of_sound', 'max_range', 'backend')}
+            return dict(fields, header={'stamp': {'sec': sec, 'nanosec': nanosec},
+                                        'frame_id': 'speaker_link'},
+                        chirp_start_hz=0.0, chirp_end_hz=0.0, chirp_duration=0.0,
+                        chirp_method='', samples=echo.reshape(-1).tolist())
         for i, (stamp, rgb, echo, gt) in enumerate(src):
             mm = np.where(np.isfinite(gt), np.round(gt * 1000), 0).astype(np.uint16)
             for topic, schema, msg, t in (
                     ('/count', count, {'data': i}, stamp - 5),
-                    ('/robot/echoes', img, image(echo, '32FC1', stamp), stamp + 1_000),
+                    ('/robot/echoes', echo_schema, echo_frame(echo, stamp), stamp + 1_000),
                     ('/robot/camera/image_raw', img, image(rgb[..., ::-1], 'bgr8', stamp),
                      stamp + 30_000_000),
                     ('/chatter', text, {'data': 'hello'}, stamp + 40_000_000),
@@ -212,13 +226,12 @@ def write_foreign_mcap_bag(folder, src, with_metadata=True, chunk_size=1 << 20):
         w.finish()
     if with_metadata:
         n = len(src)
-        topics = [('/count', 'std_msgs/msg/Int32', n), ('/robot/echoes',
-                                                        'sensor_msgs/msg/Image', n),
+        topics = [('/count', 'std_msgs/msg/Int32', n),
+                  ('/robot/echoes', 'avs_net_msgs/msg/EchoFrame', n),
                   ('/robot/camera/image_raw', 'sensor_msgs/msg/Image', n),
                   ('/chatter', 'std_msgs/msg/String', n),
-                  ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image', n),
-                  ('/robot/echoes/info', 'std_msgs/msg/String', 1)]
-        start, dur, total = src[0][0] - 5, src[-1][0] - src[0][0] + 50_000_010, 5 * n + 1
+                  ('/robot/depth/gt_mm', 'sensor_msgs/msg/Image', n)]
+        start, dur, total = src[0][0] - 5, src[-1][0] - src[0][0] + 50_000_005, 5 * n
         entries = ''.join(
             f'    - topic_metadata:\n        name: {name}\n        type: {typ}\n'
             f'        serialization_format: cdr\n'
@@ -240,7 +253,7 @@ def write_foreign_mcap_bag(folder, src, with_metadata=True, chunk_size=1 << 20):
 
 
 FOREIGN_TOPICS = BagTopics(image='/robot/camera/image_raw', echoes='/robot/echoes',
-                           echo_info='/robot/echoes/info', ground_truth='robot/depth/gt_mm')
+                           ground_truth='robot/depth/gt_mm')
 
 
 @pytest.mark.parametrize('as_file', [False, True])
@@ -253,7 +266,7 @@ def test_bag_written_by_another_writer_is_read(tmp_path, as_file, writer):
     path = db if as_file else str(tmp_path / 'foreign')
     frames, report = read_frames(path, FOREIGN_TOPICS, need=('ground_truth', 'echoes'))
     assert len(frames) == 4 and report.pairing.failures == 0
-    assert report.echo_info.window_samples == 1556
+    assert report.echo_info.window_samples == 1600 and report.echo_info.backend == 'test'
     for f, (stamp, rgb, echo, gt) in zip(frames, src):
         assert f.stamp_ns == stamp
         np.testing.assert_array_equal(f.rgb, rgb)   # bgr8 converted to RGB
@@ -296,7 +309,7 @@ def test_truncated_bag_keeps_the_frames_before_the_damage(tmp_path, storage, ext
     src = _frames(10, 24, 32)
     path = str(tmp_path / 'bag')
     with BagWriter(path, storage) as w:
-        w.write_echo_info(INFO)
+        w.set_echo_info(INFO)
         for stamp, rgb, echo, gt in src:
             w.write_frame(stamp, rgb, echo, gt)
     (data_file,) = [f for f in os.listdir(path) if f.endswith(ext)]
@@ -459,7 +472,7 @@ def _wal_bag(tmp_path, n):
     src = _frames(n, 24, 32)
     path = str(tmp_path / 'bag')
     with BagWriter(path, 'sqlite3') as w:
-        w.write_echo_info(INFO)
+        w.set_echo_info(INFO)
         for stamp, rgb, echo, gt in src:
             w.write_frame(stamp, rgb, echo, gt)
     (db,) = [os.path.join(path, f) for f in os.listdir(path) if f.endswith('.db3')]

@@ -19,7 +19,7 @@ from avs_net_ros.tools import eval_bag, write_bag
 import numpy as np
 import pytest
 
-INFO = {'sample_rate': 44100, 'channels': 2, 'window_samples': 1556, 'lead_in_samples': 0,
+INFO = {'sample_rate': 44100, 'channels': 2, 'window_samples': 1600, 'lead_in_samples': 0,
         'speed_of_sound': 340.0, 'max_range': 6.0, 'chirp': {}, 'alignment': {},
         'backend': 'test'}
 CPU = ('CPUExecutionProvider',)
@@ -34,7 +34,7 @@ def _inputs(n, seed=0, h=30, w=40):
 
 def _gt_bag(path, inputs, gt_of, storage='mcap', gt_shape=None):
     with BagWriter(path, storage) as w:
-        w.write_echo_info(INFO)
+        w.set_echo_info(INFO)
         for stamp, rgb, echo in inputs:
             gt = gt_of(rgb, echo)
             w.write_frame(stamp, rgb, echo, gt)

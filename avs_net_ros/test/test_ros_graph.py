@@ -26,7 +26,7 @@ def test_defaults_run_emitter_and_depth_on_real_sensors():
     assert depth.params_files == [os.path.join(CONFIG, 'depth_inference.yaml')]
     assert depth.parameters == {'use_sim_time': False}  # empty model args do not override
     assert ('image', 'camera/image') in depth.remappings
-    assert ('echoes/info', 'echoes/info') not in depth.remappings  # identity remaps left out
+    assert ('echoes', 'echoes') not in depth.remappings  # identity remaps left out
     assert depth.ros_arguments()[:3] == ['--ros-args', '-r', '__node:=depth_inference']
 
 
@@ -56,7 +56,7 @@ def test_models_providers_topics_and_namespace_are_applied(tmp_path):
     assert depth.params_files == [str(params)]
     remaps = dict(depth.remappings)
     assert remaps['image'] == '/cam/color/image_raw'
-    assert remaps['echoes'] == '/sonar/echoes' and remaps['echoes/info'] == '/sonar/echoes/info'
+    assert remaps['echoes'] == '/sonar/echoes' and len(remaps) == 8
     assert remaps['depth/metric'] == 'out/metric'
     args = depth.ros_arguments()
     assert '__ns:=robot1' in args and args[args.index('--params-file') + 1] == str(params)

@@ -18,10 +18,11 @@ from avs_net_ros.ros.lifecycle import LifecycleClient
 from avs_net_ros.ros.session import interrupt
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
-from ros_fixtures import (echo_info_msg, half_dark_frame, image_msg, LATCHED, publish_until,
-                          ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for)
+from avs_net_msgs.msg import EchoFrame
+from ros_fixtures import (half_dark_frame, image_msg, publish_until, ROOT, ros_env, RosHarness,
+                          SENSOR_QOS, wait_for)
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 DEPTH_DOMAIN = 94
 EMITTER_DOMAIN = 84
@@ -92,7 +93,6 @@ def test_depth_inference_transitions_over_dds(model_set, tmp_path):
     ros = RosHarness(DEPTH_DOMAIN)
     client = LifecycleClient(ros.tester)
     image = ros.publisher(Image, 'image', SENSOR_QOS)
-    info = ros.publisher(String, 'echoes/info', LATCHED)
     metric = ros.collect(Image, 'depth/metric')
     diags = ros.collect(DiagnosticArray, '/diagnostics')
     node = DepthProcess({'autostart': 'false', 'avs_model': model_set['av'],
@@ -105,7 +105,6 @@ def test_depth_inference_transitions_over_dds(model_set, tmp_path):
         assert _status(wait_for(lambda: diags if _status(diags, 'depth_inference') else None,
                                 10, 'diagnostics while unconfigured'),
                        'depth_inference').message == 'unconfigured: not publishing'
-        info.publish(echo_info_msg())
         for round_ in range(2):  # the second round: configure again after cleanup
             _transition(client, DEPTH, 'configure', 'inactive')
             # inactive: models loaded, outputs advertised, nothing subscribed or published
@@ -190,7 +189,7 @@ EMITTER_PARAMS = {'backend': 'sim', 'autostart': False, 'max_range': 4.0,
 def test_chirp_emitter_transitions_over_dds(tmp_path):
     tester = RosTester(EMITTER_DOMAIN)
     client = LifecycleClient(tester.node)
-    echoes = tester.collect(Image, 'echoes', qos_profile_sensor_data)
+    echoes = tester.collect(EchoFrame, 'echoes', qos_profile_sensor_data)
     camera = tester.node.create_publisher(Image, 'image', qos_profile_sensor_data)
     stamps = []
 
@@ -210,10 +209,8 @@ def test_chirp_emitter_transitions_over_dds(tmp_path):
             _transition(client, EMITTER, 'configure', 'inactive')  # audio open, no chirps
             time.sleep(1.0)
             assert camera.get_subscription_count() == 0 and len(echoes) == 0
-            infos = tester.collect(String, 'echoes/info', LATCHED)
             _transition(client, EMITTER, 'activate', 'active')
             wait_for(lambda: len(echoes) >= 3, 30, '3 echoes while active')
-            wait_for(lambda: infos.snapshot(), 10, 'the latched echoes/info after activate')
             assert {m.header.stamp.sec for m in echoes.snapshot()} <= set(stamps)
             _transition(client, EMITTER, 'deactivate', 'inactive')
             wait_for(lambda: camera.get_subscription_count() == 0, 10,

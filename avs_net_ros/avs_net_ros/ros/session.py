@@ -182,6 +182,11 @@ class GraphSession:
         env = dict(os.environ)
         keep_local(env)
         env['ROS_DOMAIN_ID'] = str(self.domain_id)
+        # the graph runs the code this process runs (a source tree, or another install on the
+        # path): the folder holding this avs_net_ros goes first on the child's path
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env['PYTHONPATH'] = os.pathsep.join(
+            [here] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
         keep_local()
         self._context = Context()
         rclpy.init(context=self._context, domain_id=self.domain_id)
