@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List
 
-from avs_net_ros.core.acoustics import echo_window_samples
 from avs_net_msgs.msg import EchoFrame
+from avs_net_ros.core.acoustics import echo_window_samples
 from avs_net_ros.messages import array_to_image, echo_to_frame, EchoInfo, ns_to_stamp
 from avs_net_ros.ros.spin import NodeSpinner
 import numpy as np

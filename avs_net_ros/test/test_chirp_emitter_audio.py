@@ -8,8 +8,8 @@ from audio_fixtures import NodeProcess, pulse_server_fixture, RosTester  # noqa:
 from audio_fixtures import wait_for
 from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.settings import SonarSettings
-from diagnostic_msgs.msg import DiagnosticArray
 from avs_net_ros.messages import frame_to_echo
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data

@@ -141,7 +141,7 @@ def test_corrupt_echo_frames_are_refused_with_the_reason(spoil, why):
 
 
 def test_echo_frames_read_from_bags_too():
-    """rosbags has the type from the .msg file: a serialised rclpy EchoFrame reads back."""
+    """Bags: rosbags has the type from the .msg file, a serialised rclpy EchoFrame reads back."""
     echo = np.arange(600, dtype=np.float32).reshape(2, 300) / 600
     raw = bytes(serialize_message(echo_to_frame(echo, echo_info(window=300), header(9))))
     bag_msg = typestore().deserialize_cdr(raw, ECHO_TYPE)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.core.scale import ScaleFit
 from avs_net_ros.messages import image_to_array, stamp_to_ns
 from avs_net_ros.ros.depth_inference import DepthInferenceNode, PARAMS
@@ -16,7 +17,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
-from avs_net_msgs.msg import EchoFrame
 from ros_fixtures import (camera_info_msg, echo_msg, half_dark_frame, image_msg, make_echo,
                           overrides,
                           publish_until, ROOT, ros_env, RosHarness, SENSOR_QOS, wait_for,
@@ -145,7 +145,7 @@ def test_metric_depth_matches_offline_pipeline(ros, node_factory, model_set):
 
 
 def test_no_echoes_fall_back_to_visual_model_and_say_so(ros, node_factory, model_set):
-    node = node_factory(echo_timeout=0.5)
+    node_factory(echo_timeout=0.5)
     rgb = half_dark_frame(3)
     t = 200 * SEC
     depth = image_to_array(_send_image(ros, image_msg(rgb[..., ::-1].copy(), t, 'bgr8'),

@@ -13,12 +13,12 @@ import sys
 import time
 
 from audio_fixtures import NodeProcess, RosTester
+from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.messages import stamp_to_ns
 from avs_net_ros.ros.lifecycle import LifecycleClient
 from avs_net_ros.ros.session import interrupt
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
-from avs_net_msgs.msg import EchoFrame
 from ros_fixtures import (half_dark_frame, image_msg, publish_until, ROOT, ros_env, RosHarness,
                           SENSOR_QOS, wait_for)
 from sensor_msgs.msg import Image

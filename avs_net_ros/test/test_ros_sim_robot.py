@@ -158,7 +158,7 @@ def test_tf_static_carries_the_rig_to_a_late_subscriber(sim):
 
 
 def test_tf_carries_the_pose_odom_to_base_link(sim):
-    """odom -> base_link composed with the static rig gives the simulated camera pose."""
+    """The pose odom -> base_link composed with the static rig gives the simulated camera pose."""
     _, node, out = sim
     image_stamps = [_stamp(m) for m in out['image'].snapshot()]
     by_stamp = {_stamp(t): t for m in out['tf'].snapshot() for t in m.transforms}

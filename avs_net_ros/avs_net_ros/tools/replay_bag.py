@@ -4,8 +4,8 @@
         [--rate 1.0] [--domain-id 20] [--compare-offline]
 
 Starts the depth graph (avs_bringup use_sim:=false use_emitter:=false use_sim_time:=true) in a
-child process on ROS_DOMAIN_ID --domain-id, loopback only; plays the bag's camera, camera_info,
-echoes and echoes/info with /clock (``ros2 bag play --clock`` where installed, the package's
+child process on ROS_DOMAIN_ID --domain-id, loopback only; plays the bag's camera, camera_info and
+echoes with /clock (``ros2 bag play --clock`` where installed, the package's
 own player otherwise); records depth/metric, depth/pseudo_dense, depth/relative, depth/scale
 and /diagnostics into OUT/replay_bag; scores them against the bag's ground truth and writes the
 same report as avs_eval_bag plus the system figures (output rate, latency, dropped frames,
