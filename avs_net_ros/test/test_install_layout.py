@@ -1,27 +1,35 @@
-"""The colcon install: a real ``colcon build`` of this package into a temporary workspace.
+"""The colcon install: a real ``colcon build`` of a clone of the repository in ``ws/src``.
 
-Checks the layout ``ros2 run`` and ``ros2 launch`` rely on (executables in lib/avs_net_ros,
-launch files and config under share/avs_net_ros, package.xml, the ament index marker), that
+The repository is copied (its tracked files) into ``<tmp>/ws/src/avs_net_ros`` and ``colcon
+build`` runs from ``<tmp>/ws``, as a ROS engineer builds it: the crawl must find both packages,
+avs_net_msgs (ament_cmake, rosidl) and avs_net_ros (ament_python), and nothing else (the
+stand-ins are COLCON_IGNOREd; where no tf2_msgs exists the stand-in is built apart, as
+scripts/colcon_build.sh does). Checks the layout ``ros2 run`` and ``ros2 launch`` rely on
+(executables in lib/avs_net_ros, launch files and config under share/avs_net_ros, package.xml,
+the ament index markers), the message package's Python module, C type support and .msg, that
 the console scripts run from there with the install's setup script sourced, that the three
-node executables join the ROS graph (domain 96, loopback only), and that the installed code
-reads the installed config. No ``ros2`` CLI can be installed here, so the lookup ``ros2 run``
-does (the package's prefix from the ament index, then lib/<package>) is done in Python.
+node executables join the ROS graph (domain 96, loopback only) and that the installed code
+reads the installed config and echo definition. No ``ros2`` CLI can be installed here, so the
+lookup ``ros2 run`` does (the package's prefix from the ament index, then lib/<package>) is
+done in Python.
 """
 
 import filecmp
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
-from ros_fixtures import ROOT, ros_env, RosHarness, wait_for
+from ros_fixtures import REPO, ROOT, ros_env, RosHarness, wait_for
 
 pytestmark = pytest.mark.slow
 
 PACKAGE = 'avs_net_ros'
+MSGS = 'avs_net_msgs'
 DOMAIN = 96
 #: Variables through which an outer workspace (``colcon test`` of the repository itself) would
 #: reach into the temporary one.
@@ -36,9 +44,18 @@ import avs_net_ros
 from avs_net_ros.ros.graph import default_config_dir, resolve
 prefix = get_package_prefix('avs_net_ros')
 lib = os.path.join(prefix, 'lib', 'avs_net_ros')
+from avs_net_msgs.msg import EchoFrame
+from avs_net_ros.eval.bagio import echo_frame_definition
+from rclpy.serialization import deserialize_message, serialize_message
+frame = EchoFrame(sample_rate=44100, channels=2, samples=[0.5, -0.25, 1.0, 0.0])
+back = deserialize_message(serialize_message(frame), EchoFrame)
 print(json.dumps({
     'prefix': prefix, 'share': get_package_share_directory('avs_net_ros'),
     'module': avs_net_ros.__file__, 'config': default_config_dir(),
+    'msgs_module': __import__('avs_net_msgs').__file__,
+    'msgs_share': get_package_share_directory('avs_net_msgs'),
+    'echo_definition': echo_frame_definition(),
+    'echo_round_trip': [back.sample_rate, back.channels, list(back.samples)],
     'executables': sorted(f for f in os.listdir(lib)
                           if os.access(os.path.join(lib, f), os.X_OK)),
     'params_files': [f for n in resolve({'use_sim': 'true'}) for f in n.params_files]}))
@@ -62,19 +79,47 @@ def _files(top):
                   for d, _, files in os.walk(top) for f in files)
 
 
+def _tracked_files():
+    r = subprocess.run(['git', 'ls-files', '-z'], cwd=REPO, capture_output=True, check=True)
+    return [f for f in r.stdout.decode().split('\0') if f]
+
+
+def _build_env():
+    """Return the environment of a shell without a workspace, the venv's wheels as underlay."""
+    env = _clean_env()
+    if os.path.isdir(os.path.join(sys.prefix, 'share', 'ament_cmake')):
+        env['CMAKE_PREFIX_PATH'] = env['AMENT_PREFIX_PATH'] = sys.prefix
+    return env
+
+
+def _has_tf2_msgs(env):
+    return any(os.path.isfile(os.path.join(p, 'share', 'tf2_msgs', 'msg', 'TFMessage.msg'))
+               for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p)
+
+
 @pytest.fixture(scope='module')
 def install(tmp_path_factory):
-    """Build the package with colcon (this venv's) into a fresh workspace; its install base."""
+    """Copy the repository into ws/src, ``colcon build`` from ws; return the install base."""
     colcon = os.path.join(os.path.dirname(sys.executable), 'colcon')
     assert os.path.isfile(colcon), f'colcon is not installed next to {sys.executable} ' \
         '(requirements/build.txt; scripts/setup_venv.sh installs it)'
     ws = tmp_path_factory.mktemp('colcon_ws')
-    r = subprocess.run(
-        [colcon, '--log-base', str(ws / 'log'), 'build', '--base-paths', ROOT,
-         '--packages-select', PACKAGE, '--build-base', str(ws / 'build'),
-         '--install-base', str(ws / 'install')],
-        cwd=ws, env=_clean_env(), capture_output=True, text=True, timeout=600)
+    src = ws / 'src' / 'avs_net_ros'
+    for f in _tracked_files():
+        os.makedirs(os.path.dirname(src / f), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, f), src / f)
+    env = _build_env()
+    base = [colcon, '--log-base', str(ws / 'log'), 'build', '--build-base', str(ws / 'build'),
+            '--install-base', str(ws / 'install')]
+    if not _has_tf2_msgs(env):  # no ROS install: the stand-in, apart, as colcon_build.sh does
+        r = subprocess.run(base + ['--base-paths', str(src / 'stand_ins' / 'tf2_msgs')],
+                           cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f'colcon build of the stand-in failed:\n{r.stdout}{r.stderr}'
+    r = subprocess.run(base, cwd=ws, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f'colcon build failed:\n{r.stdout}\n{r.stderr}'
+    # the crawl from ws found exactly the two packages of the repository
+    assert sorted(re.findall(r'^Finished <<< (\S+)', r.stdout, re.M)) == [MSGS, PACKAGE], \
+        r.stdout
     return ws / 'install'
 
 
@@ -114,6 +159,13 @@ def test_installed_package_finds_itself_and_its_config(install, tmp_path):
     assert (found['prefix'], found['share']) == (prefix, share)
     assert found['module'].startswith(prefix + os.sep)  # the installed copy, not the source
     assert found['config'] == os.path.join(share, 'config')
+    msgs_prefix = str(install / MSGS)
+    assert found['msgs_module'].startswith(msgs_prefix + os.sep)
+    assert found['msgs_share'] == os.path.join(msgs_prefix, 'share', MSGS)
+    # from an install the bag code reads the installed .msg (no source tree beside it)
+    with open(os.path.join(REPO, MSGS, 'msg', 'EchoFrame.msg')) as f:
+        assert found['echo_definition'] == f.read()
+    assert found['echo_round_trip'] == [44100, 2, [0.5, -0.25, 1.0, 0.0]]
     assert set(NODES) <= set(found['executables'])
     assert sorted(os.path.basename(f) for f in found['params_files']) == [
         'chirp_emitter.yaml', 'depth_inference.yaml', 'sim_robot.yaml']
@@ -178,3 +230,21 @@ def test_node_executables_join_the_graph_from_the_install(install, tmp_path, mod
             log.close()
         h.close()
     assert codes == dict.fromkeys(NODES, 0), codes
+
+
+def test_message_package_is_installed_as_an_interface_package(install):
+    prefix = install / MSGS
+    share = prefix / 'share' / MSGS
+    assert (prefix / 'share/ament_index/resource_index/packages' / MSGS).is_file()
+    assert 'msg/EchoFrame.msg' in (prefix / 'share/ament_index/resource_index/'
+                                   'rosidl_interfaces' / MSGS).read_text().split()
+    assert filecmp.cmp(share / 'msg' / 'EchoFrame.msg',
+                       os.path.join(REPO, MSGS, 'msg', 'EchoFrame.msg'), shallow=False)
+    assert filecmp.cmp(share / 'package.xml', os.path.join(REPO, MSGS, 'package.xml'),
+                       shallow=False)
+    libs = os.listdir(prefix / 'lib')
+    assert f'lib{MSGS}__rosidl_typesupport_c.so' in libs
+    assert f'lib{MSGS}__rosidl_generator_py.so' in libs
+    site = prefix / 'lib' / f'python{sys.version_info[0]}.{sys.version_info[1]}' / \
+        'site-packages' / MSGS / 'msg'
+    assert (site / '_echo_frame.py').is_file()
