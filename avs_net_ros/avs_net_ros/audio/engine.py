@@ -81,7 +81,7 @@ class _Stream:
 class SonarEngine:
     """Runs a sonar on ``backend`` with ``settings``; echoes go to ``on_echo``."""
 
-    #: Latency changes up to this many samples are not republished in the echo info.
+    #: Latency changes up to this many samples are not reported as new echo settings.
     LATENCY_TOLERANCE = 2
     #: Once the latency is known, the direct path is searched this many samples around it.
     LOCK_TOLERANCE = 32
@@ -101,7 +101,7 @@ class SonarEngine:
             settings: Sonar settings.
             backend: Audio backend (see module docstring).
             on_echo: Called on the worker thread with each echo.
-            on_info: Called with the echo info dict whenever it changes (settings, latency).
+            on_info: Called with the echo settings dict whenever it changes (settings, latency).
             emission: What to play per chirp, (samples, output channels); default the chirp
                 on ``settings.output_channels``. The matched filter always uses the chirp.
             warmup: Seconds of stream audio before the first chirp of each (re)opened
@@ -205,7 +205,7 @@ class SonarEngine:
         self._emit_info()
 
     def info(self) -> Dict[str, Any]:
-        """Return the current echo info."""
+        """Return the current echo settings (``messages.ECHO_INFO_KEYS`` and more)."""
         return self.settings.info(self.backend.name, self._reported_latency)
 
     def status(self) -> HealthStatus:

@@ -84,7 +84,7 @@ class BagPlayer:
                     msg = ts.deserialize_cdr(raw, c.msgtype)
                     self.stamps[c.topic].append(stamp_to_ns(msg.header.stamp))
         self.messages.sort(key=lambda m: m[0])
-        # Latched messages recorded before the data (e.g. the echo info at time 0) go out
+        # Latched messages recorded before the data (e.g. /tf_static at time 0) go out
         # ``latch_lead_s`` before the data starts, so late subscribers have them first.
         first = next((t for t, topic, _ in self.messages if topic not in self._latched), None)
         if first is not None:
