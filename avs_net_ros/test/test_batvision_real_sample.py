@@ -10,9 +10,10 @@ from avs_net_ros.datasets.features import echo_settings
 import numpy as np
 import pytest
 
-# The shared data folder sits beside the checkout; AVS_BV2_SAMPLE points elsewhere.
+# The shared data folder sits beside the checkout (test/ is in the package folder of the
+# checkout); AVS_BV2_SAMPLE points elsewhere.
 SAMPLE = os.environ.get('AVS_BV2_SAMPLE', os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data',
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared', 'data',
     'batvision_v2_sample'))
 REAL_HEADER = ('index,time,left audio time,right audio time,audio path,audio file name,'
                'camera time,camera path,camera file name,depth time,depth path,depth file name')

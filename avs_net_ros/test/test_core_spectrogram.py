@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torchaudio
 import torchvision.transforms as T
 
-SAMPLE_WAV = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
+SAMPLE_WAV = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data',
                           'batvision_v2_sample', 'audio_47.wav')
 
 
