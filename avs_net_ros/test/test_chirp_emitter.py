@@ -11,6 +11,7 @@ from avs_net_msgs.msg import EchoFrame
 from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.messages import frame_to_echo
 from avs_net_ros.ros.chirp_emitter import PARAMS
+from avs_net_ros.ros.tf import STATIC_QOS
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 import numpy as np
@@ -21,6 +22,7 @@ from rclpy.qos import qos_profile_sensor_data
 from scipy import signal
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
 import yaml
 
 DOMAIN = 81
@@ -99,6 +101,19 @@ def test_emitter_publishes_stamped_echoes_paced_and_described(emitter):
     wait_for(lambda: camera.pub.get_subscription_count() >= 1 or node.proc.poll() is not None,
              30, 'the node to subscribe to image')
     assert node.proc.poll() is None, node.log()
+    # the rig from the node's config, latched on /tf_static (this subscription came later)
+    rig = tester.collect(TFMessage, '/tf_static', STATIC_QOS)
+    latest = wait_for(lambda: rig.snapshot(), 10, 'the rig on /tf_static')[-1]
+    tf = {t.child_frame_id: t for t in latest.transforms}
+    assert set(tf) == {'camera_optical', 'speaker_link', 'mic_left_link', 'mic_right_link'}
+    assert {t.header.frame_id for t in tf.values()} == {'base_link'}
+    xyz = {k: [t.transform.translation.x, t.transform.translation.y,
+               t.transform.translation.z] for k, t in tf.items()}
+    np.testing.assert_allclose(xyz['camera_optical'], [0.0, 0.0, 0.3])
+    np.testing.assert_allclose(xyz['mic_left_link'], [0.0, 0.09, 0.3])
+    np.testing.assert_allclose(xyz['mic_right_link'], [0.0, -0.09, 0.3])
+    # speaker_offset (right 0, down 0.08, forward 0.02) in base_link: x +0.02, z -0.08
+    np.testing.assert_allclose(xyz['speaker_link'], [0.02, 0.0, 0.22])
     camera.start(20.0)
     wait_for(lambda: len(echoes) >= 4, 30, '4 echoes')
     camera.stop()

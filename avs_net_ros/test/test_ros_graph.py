@@ -38,6 +38,9 @@ def test_no_hardware_and_bag_replay_graphs():
     assert with_emitter['sim_robot'].parameters['publish_echoes'] is False
     assert with_emitter['chirp_emitter'].parameters['backend'] == 'sim'
     assert 'backend' not in _by_name(resolve())['chirp_emitter'].parameters
+    # one publisher of the rig: the simulated robot in simulation, else the emitter's config
+    assert with_emitter['chirp_emitter'].parameters['publish_rig_tf'] is False
+    assert 'publish_rig_tf' not in _by_name(resolve())['chirp_emitter'].parameters
     bag = _by_name(resolve({'use_emitter': 'false', 'use_sim_time': 'true'}))
     assert sorted(bag) == ['depth_inference']
     assert bag['depth_inference'].parameters['use_sim_time'] is True

@@ -37,6 +37,8 @@ from avs_net_ros.messages import echo_to_frame, EchoInfo, header_copy
 from avs_net_ros.ros.lifecycle import ACTIVE, LifecycleMixin, state_of
 from avs_net_ros.ros.params import check_choices, declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
+from avs_net_ros.ros.tf import FRAME_PARAMS, frames_from, RigTf
+from avs_net_ros.sim.rig import RigGeometry
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode
@@ -98,8 +100,16 @@ PARAMS = (
     ParamSpec('warmup', 0.5, 'Seconds of audio after the stream (re)opens before the first '
               'chirp (a new PulseAudio stream settles during its first second).',
               value_range=(0.0, 60.0)),
-    ParamSpec('echo_frame', 'speaker_link', 'Frame the echoes are stamped in: the speaker of '
-              'the rig (on /tf_static).'),
+    ParamSpec('publish_rig_tf', True, 'Publish the rig (camera, speaker, microphones in '
+              'base_frame) on /tf_static while configured; off where something else publishes '
+              'it (the simulated robot, or the robot description).'),
+    ParamSpec('camera_frame', 'camera_optical', 'Optical frame of the camera on /tf_static '
+              '(the frame of its images).'),
+    *FRAME_PARAMS,
+    ParamSpec('ear_spacing', 0.18, 'Distance between the two microphones (m); they sit left '
+              'and right of the camera centre.', value_range=(0.01, 2.0)),
+    ParamSpec('speaker_offset', [0.0, 0.08, 0.02], 'Speaker position from the camera centre '
+              '(m: right, down, forward, the optical frame).'),
     ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
               value_range=(0.05, 3600.0)),
     ParamSpec('sim.room_size', [6.0, 4.0, 3.0], 'Simulated shoebox room (length, width, '
@@ -191,6 +201,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         self.backend: Any = None
         self.engine: Optional[SonarEngine] = None
         self.pub_echo = None
+        self.rig_tf: Optional[RigTf] = None
         self._inputs: List[Any] = []
         self._info: Optional[EchoInfo] = None
         self.published = 0
@@ -213,6 +224,12 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         """
         check_choices(PARAMS, self.params)
         self.settings = settings_from_params(self.params)
+        p = self.params
+        if p['publish_rig_tf']:
+            rig = RigGeometry(ear_spacing=p['ear_spacing'],
+                              speaker_offset=tuple(p['speaker_offset']))
+            self.rig_tf = RigTf(self, rig, p['camera_xyz'], frames_from(p, p['camera_frame']),
+                                pose=False)
         self.backend = _make_backend(self.params, self.settings.sample_rate)
         self.pub_echo = self.create_lifecycle_publisher(EchoFrame, 'echoes', _ECHO_QOS)
         self.published = 0
@@ -246,6 +263,9 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
         if self.pub_echo is not None:
             self.destroy_lifecycle_publisher(self.pub_echo)
         self.pub_echo = None
+        if self.rig_tf is not None:
+            self.rig_tf.destroy()
+            self.rig_tf = None
         self.backend = None
         self._info = None
 
@@ -259,7 +279,7 @@ class ChirpEmitterNode(LifecycleMixin, LifecycleNode):
     def _on_image(self, msg: Image) -> None:
         engine = self.engine
         if engine is not None:
-            engine.request(header_copy(msg.header, self.params['echo_frame']))
+            engine.request(header_copy(msg.header, self.params['speaker_frame']))
 
     def _on_pose(self, msg: Any) -> None:
         from avs_net_ros.sim.rig import CameraPose

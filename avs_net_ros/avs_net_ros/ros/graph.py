@@ -132,7 +132,9 @@ NODES: Tuple[NodeDescription, ...] = (
         module='avs_net_ros.ros.chirp_emitter', node_class='ChirpEmitterNode',
         params_file='chirp_emitter.yaml', params_arg='emitter_params_file',
         remappings=_CAMERA + _ECHOES, enabled_if=('use_emitter',),
-        conditional_params=(('backend', 'use_sim', 'sim', None),), lifecycle=True),
+        conditional_params=(('backend', 'use_sim', 'sim', None),
+                            # in simulation sim_robot publishes the rig it simulates
+                            ('publish_rig_tf', 'use_sim', False, None)), lifecycle=True),
     NodeDescription(
         name='depth_inference', executable='depth_inference',
         module='avs_net_ros.ros.depth_inference', node_class='DepthInferenceNode',

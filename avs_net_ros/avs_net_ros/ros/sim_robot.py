@@ -32,7 +32,7 @@ from avs_net_ros.audio.settings import SonarSettings
 from avs_net_ros.messages import array_to_image, echo_to_frame, EchoInfo, header_copy
 from avs_net_ros.ros.params import declare_parameters, ParamSpec
 from avs_net_ros.ros.spin import run_node
-from avs_net_ros.ros.tf import RigTf
+from avs_net_ros.ros.tf import FRAME_PARAMS, frames_from, RigTf
 from avs_net_ros.ros.worker import WakeableWorker
 from avs_net_ros.sim.families import (get_family, load_family_file, sample_scene,
                                       sample_trajectory)
@@ -66,16 +66,7 @@ PARAMS = (
               'right, y down, z forward).'),
     ParamSpec('world_frame', 'map', 'Frame of sim_pose.'),
     ParamSpec('odom_frame', 'odom', 'Parent frame of the robot pose on /tf (REP 105).'),
-    ParamSpec('base_frame', 'base_link', 'Frame of the robot body (REP 103: x forward, y '
-              'left, z up); the rig on /tf_static hangs from it.'),
-    ParamSpec('camera_xyz', [0.0, 0.0, 0.3], 'Camera centre in base_frame (m: forward, left, '
-              'up); the camera looks along the base x axis.'),
-    ParamSpec('speaker_frame', 'speaker_link', 'Frame of the speaker on /tf_static; the '
-              'echoes are stamped in it.'),
-    ParamSpec('mic_left_frame', 'mic_left_link', 'Frame of the left microphone on '
-              '/tf_static.'),
-    ParamSpec('mic_right_frame', 'mic_right_link', 'Frame of the right microphone on '
-              '/tf_static.'),
+    *FRAME_PARAMS,
     ParamSpec('sensor_invalid', True, 'Mark pixels a stereo depth camera would miss as NaN in '
               'ground_truth/depth; false = the exact ray-cast depth everywhere.'),
     ParamSpec('publish_echoes', False, 'Publish the simulated echoes here (when no chirp '
@@ -143,10 +134,8 @@ class SimRobotNode(Node):
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', _OUT)
         self.pub_depth = self.create_publisher(Image, 'ground_truth/depth', _OUT)
         self.pub_pose = self.create_publisher(PoseStamped, 'sim_pose', _OUT)
-        self.tf = RigTf(self, self.world.rig, p['camera_xyz'], {
-            'odom': p['odom_frame'], 'base': p['base_frame'], 'camera': p['frame_id'],
-            'speaker': p['speaker_frame'], 'mic_left': p['mic_left_frame'],
-            'mic_right': p['mic_right_frame']})
+        self.tf = RigTf(self, self.world.rig, p['camera_xyz'],
+                        frames_from(p, p['frame_id'], p['odom_frame']))
         if p['publish_echoes']:
             self.sonar = SonarSettings(chirp=self.world.acoustics.chirp,
                                        max_range=p['echo_max_range'],

@@ -97,6 +97,9 @@ class RigGeometry:
         """Reject impossible rigs."""
         if self.ear_spacing <= 0:
             raise AvsInputError(f'ear_spacing must be positive, got {self.ear_spacing}')
+        if len(self.speaker_offset) != 3 or not np.isfinite(self.speaker_offset).all():
+            raise AvsInputError(f'speaker_offset must be three finite numbers (right, down, '
+                                f'forward), got {self.speaker_offset}')
         for d in (self.speaker_directivity, self.mic_directivity):
             if d not in ('omni', 'cardioid'):
                 raise AvsInputError(f"directivity must be 'omni' or 'cardioid', got {d!r}")
