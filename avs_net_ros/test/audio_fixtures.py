@@ -257,8 +257,11 @@ def run_sonar_probe(server: AudioServer, device: str, blocksize: int, n: int,
     """
     r = subprocess.run([sys.executable, os.path.abspath(__file__), device, str(blocksize),
                         str(n), str(out_path)],
-                       env=server.client_env({**os.environ, 'PYTHONPATH': ROOT,
-                                              'JACK_NO_START_SERVER': '1'}), cwd=ROOT,
+                       env=server.client_env({
+                           **os.environ, 'JACK_NO_START_SERVER': '1',
+                           # this checkout, and the workspace's messages that ros_fixtures uses
+                           'PYTHONPATH': os.pathsep.join([ROOT] + [p for p in sys.path if p])}),
+                       cwd=ROOT,
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f'sonar probe failed ({r.returncode}):\n{r.stdout}{r.stderr}'
     with np.load(out_path) as data:

@@ -148,7 +148,11 @@ def test_echo_frames_read_from_bags_too():
     back, info = frame_to_echo(bag_msg)
     np.testing.assert_array_equal(back, echo)
     assert info == echo_info(window=300) and stamp_to_ns(bag_msg.header.stamp) == 9
-    assert typestore().serialize_cdr(bag_msg, ECHO_TYPE).tobytes() == raw
+    # and what rosbags writes, rclpy reads (CDR padding bytes may differ: compare the fields)
+    again = deserialize_message(typestore().serialize_cdr(bag_msg, ECHO_TYPE).tobytes(),
+                                EchoFrame)
+    assert frame_to_echo(again)[1] == info
+    np.testing.assert_array_equal(frame_to_echo(again)[0], echo)
 
 
 def test_rosbags_messages_convert_too():

@@ -8,7 +8,7 @@
    ``training.train`` on ``training/configs/demo.yaml`` (``--seed`` is the training seed) and
    exports them with ``training.export``.
 2. The node graph (``demo_graph``: ``avs_bringup use_sim:=true use_emitter:=false``) runs in
-   each evaluation room of ``avs_net_ros/config/sim/demo_rooms/`` (a ~3 m office, a ~15 m
+   each evaluation room of the package's ``config/sim/demo_rooms/`` (a ~3 m office, a ~15 m
    corridor, a ~15 m hall; none in the training data), twice on the same trajectory: with the
    AV model (echoes used) and with the V model (no echoes), the relative model in both.
 3. ``demo_report`` scores both against the simulated ground truth on the same poses, per room
@@ -28,25 +28,28 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from avs_net_ros.core.contract import read_onnx_contract
+from avs_net_ros.ros.graph import default_config_dir
 from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.tools.demo_graph import run_graph, sim_params
 from avs_net_ros.tools.demo_models import make_models, say
 from avs_net_ros.tools.demo_report import (fmt_value, room_lines, score_rooms, table_lines,
                                            verdict, write_outputs)
 
-#: The evaluation rooms: name -> scene-family file. Sizes differ by a factor of five, so a
-#: model that cannot see the scale cannot be right in all of them.
-ROOMS_DIR = 'avs_net_ros/config/sim/demo_rooms'
+#: The evaluation rooms: name -> scene-family file under the package's config/ (``ROOMS``).
+#: Sizes differ by a factor of five, so a model that cannot see the scale cannot be right in
+#: all of them.
+ROOMS = os.path.join('sim', 'demo_rooms')
 DEFAULT_ROOMS = ('office', 'corridor', 'hall')
 
 
-def room_file(name: str, rooms_dir: str = ROOMS_DIR) -> str:
-    """Return the family file of evaluation room ``name``.
+def room_file(name: str, rooms_dir: Optional[str] = None) -> str:
+    """Return the family file of evaluation room ``name`` (default: the package's rooms).
 
     Raises:
         ValueError: there is no such room file.
 
     """
+    rooms_dir = rooms_dir or os.path.join(default_config_dir(), ROOMS)
     path = os.path.join(rooms_dir, f'{name}.yaml')
     if not os.path.isfile(path):
         known = sorted(f[:-5] for f in os.listdir(rooms_dir) if f.endswith('.yaml')) \
@@ -96,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=43,
                    help='training seed of the three models (part of the cache stamp)')
     p.add_argument('--rooms', default=','.join(DEFAULT_ROOMS),
-                   help=f'comma-separated evaluation rooms from {ROOMS_DIR}/')
+                   help=f"comma-separated evaluation rooms from the package's config/{ROOMS}/")
     p.add_argument('--room-seed', type=int, default=2026,
                    help='seed of the first room and its trajectory (the next rooms add 1, 2..)')
     p.add_argument('--domain-id', type=int, default=30, help='ROS_DOMAIN_ID (30-39)')
