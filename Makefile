@@ -12,7 +12,7 @@ test:
 	bash scripts/test.sh
 
 lint: setup
-	.venv/bin/python -m pytest -m linter
+	.venv/bin/python -m pytest -m linter avs_net_ros/test
 
 bench: setup
 	.venv/bin/python -m benchmarks.bench_spectrogram

@@ -37,7 +37,7 @@ def _write_bag(path: str, frames: int, h: int, w: int, pipe: MetricDepthPipeline
             'speed_of_sound': c.echo.speed_of_sound, 'max_range': c.echo.echo_max_depth,
             'chirp': {}, 'alignment': {}, 'backend': 'benchmark'}
     with BagWriter(path, storage) as bw:
-        bw.write_echo_info(info)
+        bw.set_echo_info(info)
         for i in range(frames):
             rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             echo = (0.05 * rng.standard_normal((2, f.window_samples))).astype(np.float32)

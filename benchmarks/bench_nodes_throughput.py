@@ -31,12 +31,13 @@ from avs_net_ros.core.contract import (DEPTH_OUTPUT, ECHO_INPUT, EchoContract, I
                                        KIND_AV, KIND_RELATIVE, KIND_V, ModelContract,
                                        RELATIVE_OUTPUT)
 from avs_net_ros.core.spectrogram import EchoFeatureConfig
-from avs_net_ros.messages import (array_to_image, echo_info_to_string, echo_to_image, EchoInfo,
+from avs_net_ros.messages import (array_to_image, echo_to_frame, EchoInfo, header_copy,
                                   ns_to_stamp, stamp_to_ns)
 from avs_net_ros.ros.session import interrupt
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, 'avs_net_ros')
 SR = 44100
 
 
@@ -124,8 +125,9 @@ def main() -> None:
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTRTPS_DEFAULT_PROFILES_FILE=os.path.join(ROOT, 'config',
-                                                           'fastdds_localhost.xml'))
+               FASTRTPS_DEFAULT_PROFILES_FILE=os.path.join(PACKAGE, 'config',
+                                                           'fastdds_localhost.xml'),
+               PYTHONPATH=os.pathsep.join([PACKAGE, os.environ.get('PYTHONPATH', '')]))
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                            'FASTRTPS_DEFAULT_PROFILES_FILE')})
     cmd = [sys.executable, '-m', 'avs_net_ros.ros.depth_inference', '--ros-args',
@@ -133,7 +135,7 @@ def main() -> None:
            '-p', f'visual_model:={models["visual"]}', '-p', f'providers:=[{args.providers}]',
            '-p', f'intra_op_threads:={args.threads}', '-p', f'echo_wait:={args.echo_wait}',
            '-p', 'echo_timeout:=1.0']
-    node_proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    node_proc = subprocess.Popen(cmd, cwd=PACKAGE, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
     try:
         _drive(args, h, w, node_proc)
@@ -142,23 +144,19 @@ def main() -> None:
 
 
 def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen) -> None:
+    from avs_net_msgs.msg import EchoFrame
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
-                           ReliabilityPolicy)
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
-    from std_msgs.msg import String
     from tqdm import tqdm
 
     rclpy.init()
     node = rclpy.create_node('avs_bench_driver')
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
     pub_img = node.create_publisher(Image, 'image', qos_profile_sensor_data)
     pub_info = node.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
-    pub_echo = node.create_publisher(Image, 'echoes', reliable)
-    pub_echo_info = node.create_publisher(String, 'echoes/info', latched)
+    pub_echo = node.create_publisher(EchoFrame, 'echoes', reliable)
     lock = threading.Lock()
     received: Dict[str, List[float]] = {'metric': [], 'pseudo': []}
     latency: List[float] = []
@@ -187,8 +185,7 @@ def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen
     frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(4)]
     echo = (rng.standard_normal((2, echo_window_samples(12.0, SR) + 100)) * 0.05).astype(
         np.float32)
-    pub_echo_info.publish(echo_info_to_string(EchoInfo(SR, 2, echo.shape[1], 0, 340.0, 12.0,
-                                                       backend='benchmark')))
+    echo_info = EchoInfo(SR, 2, echo.shape[1], 0, 340.0, 12.0, backend='benchmark')
     deadline = time.monotonic() + 60
     while pub_img.get_subscription_count() < 1 or node.count_publishers('depth/metric') < 1:
         if node_proc.poll() is not None or time.monotonic() > deadline:
@@ -220,7 +217,8 @@ def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen
         pub_info.publish(info)
         pub_img.publish(img)
         if tick % args.echo_every == 0:
-            pending.append((now + args.echo_delay, echo_to_image(echo, img.header)))
+            pending.append((now + args.echo_delay, echo_to_frame(
+                echo, echo_info, header_copy(img.header, 'speaker_link'))))
         sent += 1
         while pending and pending[0][0] <= time.monotonic():
             pub_echo.publish(pending.pop(0)[1])

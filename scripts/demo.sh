@@ -10,5 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_system.sh
 bash scripts/setup_venv.sh
+# the nodes speak avs_net_msgs (and TF): build the interface packages; the code runs from source
+bash scripts/colcon_build.sh --packages-select avs_net_msgs
 source scripts/ros_env.sh 30
 exec .venv/bin/python -m avs_net_ros.tools.demo --domain-id "$ROS_DOMAIN_ID" "$@"

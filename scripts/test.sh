@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sets up (idempotently), builds the package with colcon and runs the test suite through
-# `colcon test`, as a ROS 2 workspace does; extra arguments go to pytest, e.g.
+# Sets up (idempotently), builds the workspace with colcon (avs_net_msgs and avs_net_ros,
+# scripts/colcon_build.sh) and runs the test suite of avs_net_ros through `colcon test`, as a
+# ROS 2 workspace does; extra arguments go to pytest (relative to the package folder
+# avs_net_ros/), e.g.
 #   ./scripts/test.sh test/test_ros_graph.py -k launch
 # The repository root is the workspace: colcon writes build/, install/ and log/ here. The exit
 # status is non-zero when the build fails or any test fails (`colcon test-result`).
@@ -10,9 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_system.sh
 bash scripts/setup_venv.sh
+bash scripts/colcon_build.sh
 source scripts/ros_env.sh 41
 COLCON=.venv/bin/colcon
-"$COLCON" build --packages-select avs_net_ros
 # colcon passes these on to pytest (in PYTEST_ADDOPTS); the leading space keeps colcon's own
 # parser from reading an argument such as -k as one of its options (it strips the space).
 pytest_args=()

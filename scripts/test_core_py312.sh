@@ -24,5 +24,6 @@ if [ ! -f "$VENV/.stamp" ] || [ "$(cat "$VENV/.stamp")" != "$want" ]; then
   echo "$want" > "$VENV/.stamp"
 fi
 "$VENV/bin/python" --version
-exec "$VENV/bin/python" -m pytest -p no:cacheprovider test/test_core_scale.py \
+cd avs_net_ros
+exec "../$VENV/bin/python" -m pytest -p no:cacheprovider test/test_core_scale.py \
   test/test_core_metrics.py test/test_core_acoustics.py "$@"

@@ -2,8 +2,9 @@
 
     python -m training.echo_scale_study [--root artifacts/echo_scale_study] [--seeds 1,2,3]
 
-Generates (once) the demo's training family (``config/sim/demo_train.yaml``: 480 train / 40
-val / 80 test frames, 2 per room), the three demo evaluation rooms (``config/sim/demo_rooms``,
+Generates (once) the demo's training family (``avs_net_ros/config/sim/demo_train.yaml``: 480
+train / 40 val / 80 test frames, 2 per room), the three demo evaluation rooms
+(``avs_net_ros/config/sim/demo_rooms``,
 16 frames each) and a set with few rooms (bv2_like, 16 rooms of 10 frames), then
 trains every setting below with ``training/configs/demo.yaml`` and the overrides listed, one
 run per seed, two single-thread processes at a time, and scores the median-scale error
@@ -37,12 +38,12 @@ SETTINGS: Dict[str, Tuple[str, int, List[str]]] = {
 ROOMS = ('office', 'corridor', 'hall')
 _GEN = ['--layout', 'bv2', '--width', '160', '--height', '96', '--workers', '2', '--quiet']
 DATA = {
-    'train': ['--family-config', 'config/sim/demo_train.yaml', '--train', '480', '--val',
-              '40', '--test', '80', '--seed', '5', '--frames', '2'],
+    'train': ['--family-config', 'avs_net_ros/config/sim/demo_train.yaml', '--train', '480',
+              '--val', '40', '--test', '80', '--seed', '5', '--frames', '2'],
     'few_rooms': ['--family', 'bv2_like', '--train', '160', '--val', '20', '--test', '0',
                   '--seed', '11', '--frames', '10'],
-    **{room: ['--family-config', f'config/sim/demo_rooms/{room}.yaml', '--train', '0',
-              '--val', '0', '--test', '16', '--seed', str(90 + i), '--frames', '2']
+    **{room: ['--family-config', f'avs_net_ros/config/sim/demo_rooms/{room}.yaml', '--train',
+              '0', '--val', '0', '--test', '16', '--seed', str(90 + i), '--frames', '2']
        for i, room in enumerate(ROOMS)},
 }
 

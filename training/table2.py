@@ -11,7 +11,7 @@ sets), every step through the package's own tools:
    (``training.export``) under ``<out>/models/``; a file newer than its checkpoint is kept.
 2. With ``--midas-style``, trains the MiDaS-style model once (``training.train``: the relative
    variant with ``model.relative_output: affine_disparity``, MiDaS's scale-and-shift-invariant
-   loss, the input size and ImageNet mean/std that ``config/foreign/midas_style_sim.yaml``
+   loss, the input size and ImageNet mean/std that ``avs_net_ros/config/foreign/midas_style_sim.yaml``
    declares, the benchmark config's data and steps, the first seed) into
    ``<out>/midas_style/`` and exports it without metadata in MiDaS's conventions
    (``training.export --foreign``). It is retrained only when the stamp (config, overrides,
@@ -30,7 +30,7 @@ Relative models: ``supervised`` (the benchmark's, depth up to scale; ``--no-supe
 leaves it out), ``midas_style`` (``--midas-style``), and any ``--relative NAME=MODEL.onnx``
 (with metadata, e.g. a self-supervised model that declares disparity output) or
 ``--relative NAME=MODEL.onnx:DESCRIPTION.yaml`` (a third-party file and its description,
-e.g. ``config/foreign/midas_v21_small.yaml``).
+e.g. ``avs_net_ros/config/foreign/midas_v21_small.yaml``).
 """
 
 import argparse
@@ -52,7 +52,7 @@ from avs_net_ros.eval.scoring import (ROW_BASELINE, ROW_ORACLE, ROW_PROPOSED, RO
 from training.config import load_config
 
 #: The MiDaS-style model's description: its input size and normalisation are trained with.
-MIDAS_STYLE_DESCRIPTION = 'config/foreign/midas_style_sim.yaml'
+MIDAS_STYLE_DESCRIPTION = 'avs_net_ros/config/foreign/midas_style_sim.yaml'
 #: Names and labels of the relative models this command provides.
 LABELS = {'supervised': 'Supervised relative (depth up to scale, trained here)',
           'midas_style': 'MiDaS-style (affine-invariant disparity, trained here)'}
