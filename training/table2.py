@@ -11,11 +11,12 @@ sets), every step through the package's own tools:
    (``training.export``) under ``<out>/models/``; a file newer than its checkpoint is kept.
 2. With ``--midas-style``, trains the MiDaS-style model once (``training.train``: the relative
    variant with ``model.relative_output: affine_disparity``, MiDaS's scale-and-shift-invariant
-   loss, the input size and ImageNet mean/std that ``avs_net_ros/config/foreign/midas_style_sim.yaml``
-   declares, the benchmark config's data and steps, the first seed) into
-   ``<out>/midas_style/`` and exports it without metadata in MiDaS's conventions
-   (``training.export --foreign``). It is retrained only when the stamp (config, overrides,
-   description, training code) changes. Evaluation feeds it only through its description.
+   loss, the input size and ImageNet mean/std that
+   ``avs_net_ros/config/foreign/midas_style_sim.yaml`` declares, the benchmark config's data and
+   steps, the first seed) into ``<out>/midas_style/`` and exports it without metadata in MiDaS's
+   conventions (``training.export --foreign``). It is retrained only when the stamp (config,
+   overrides, description, training code) changes. Evaluation feeds it only through its
+   description.
 3. Writes each test set of the config to a rosbag once (``avs_write_bag batvision``, the
    training's echo range) under ``<out>/bags/``.
 4. Runs ``avs_eval_bag`` on each bag with every seed's variant (``--variant seed<N>=AV,V``)
