@@ -277,3 +277,22 @@ def test_ddp_two_cpu_processes_train_the_same_networks(tmp_path):
     state = torch.load(tmp_path / 'run' / 'last.pt', weights_only=False)
     assert any(k.startswith('pose.') for k in state['model'])
     assert not any(k.startswith('module.') for k in state['model'])
+
+
+def test_a_flip_mirrors_the_principal_point_with_the_frames():
+    from training.datasets.augment import augment_batch
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(16, 3, 8, 12, generator=g)
+    batch = {'image': image, 'image_prev': image.clone(), 'image_next': image.clone(),
+             'intrinsics': torch.tensor([[0.5, 0.75, 0.3, 0.5]] * 16)}
+    out = augment_batch(batch, torch.Generator().manual_seed(1))
+    flipped = out['intrinsics'][:, 2] > 0.5
+    assert 0 < int(flipped.sum()) < 16
+    assert torch.allclose(out['intrinsics'][flipped, 2], torch.tensor(0.7))
+    assert torch.equal(out['intrinsics'][~flipped], batch['intrinsics'][~flipped])
+    assert torch.equal(out['intrinsics'][:, [0, 1, 3]], batch['intrinsics'][:, [0, 1, 3]])
+    # Frames and intrinsics flip together (jitter aside: compare the images' column order).
+    for i in range(16):
+        mirrored = out['image'][i].flip(-1)
+        near = (mirrored - image[i]).abs().mean() < (out['image'][i] - image[i]).abs().mean()
+        assert bool(near) == bool(flipped[i])
