@@ -52,8 +52,14 @@ from avs_net_ros.eval.scoring import (ROW_BASELINE, ROW_ORACLE, ROW_PROPOSED, RO
 
 from training.config import load_config
 
+#: The repository root, so ``python -m training...`` children run from any working directory
+#: (colcon test runs from the package folder).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 #: The MiDaS-style model's description: its input size and normalisation are trained with.
-MIDAS_STYLE_DESCRIPTION = 'avs_net_ros/config/foreign/midas_style_sim.yaml'
+MIDAS_STYLE_DESCRIPTION = os.path.join(REPO_ROOT, 'avs_net_ros', 'config', 'foreign',
+                                       'midas_style_sim.yaml')
 #: Names and labels of the relative models this command provides.
 LABELS = {'supervised': 'Supervised relative (depth up to scale, trained here)',
           'midas_style': 'MiDaS-style (affine-invariant disparity, trained here)'}
@@ -71,13 +77,19 @@ def say(msg: str) -> None:
     print(f'[table2 {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
+def _env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    return env
+
+
 def _run(cmd: List[str], log: Optional[str] = None) -> None:
     say('+ ' + ' '.join(cmd) + (f' > {log}' if log else ''))
     if log is None:
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, env=_env())
         return
     with open(log, 'w') as f:
-        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
+        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env()).returncode != 0:
             raise SystemExit(f'failed: {" ".join(cmd)}; see {log}')
 
 

@@ -107,7 +107,7 @@ def test_echo_is_independent_of_device_latency(room):
     cuts = {}
     for latency in (0, 700):
         with Run(room, latency_samples=latency) as run:
-            cuts[latency] = run.wait_echoes(2)[-1]
+            cuts[latency] = run.wait_echoes(1)[0]
     assert cuts[700].latency - cuts[0].latency == 700
     np.testing.assert_allclose(cuts[700].echo, cuts[0].echo, atol=1e-6)
 
