@@ -36,7 +36,6 @@ e.g. ``avs_net_ros/config/foreign/midas_v21_small.yaml``).
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import re
@@ -49,6 +48,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from avs_net_ros.core.foreign import read_spec_file
 from avs_net_ros.eval.scoring import (ROW_BASELINE, ROW_ORACLE, ROW_PROPOSED, ROW_RAW,
                                       TABLE2_ROWS)
+from avs_net_ros.tools.stamp import content_stamp
 
 from training.config import load_config
 
@@ -169,14 +169,7 @@ def midas_style_settings(description: str) -> List[str]:
 
 def stamp(config: str, overrides: Sequence[str], description: str, repo: str = '.') -> str:
     """Return the hash of what the MiDaS-style model is made from."""
-    h = hashlib.sha256(' '.join(overrides).encode())
-    files = [config, description] + sorted(f for p in STAMPED_FILES
-                                           for f in glob.glob(os.path.join(repo, p)))
-    for f in files:
-        h.update(os.path.relpath(f, repo).encode())
-        with open(f, 'rb') as fh:
-            h.update(fh.read())
-    return h.hexdigest()[:16]
+    return content_stamp(' '.join(overrides), [config, description], STAMPED_FILES, repo)
 
 
 def train_midas_style(config: str, root: str, out: str, seed: int,

@@ -7,8 +7,6 @@ data-set and simulator code. A model made by other code or settings is never reu
 This module imports neither torch nor rclpy: training and export run in subprocesses.
 """
 
-import glob
-import hashlib
 import os
 import re
 import shutil
@@ -17,6 +15,7 @@ import sys
 import time
 from typing import Callable, Dict, List
 
+from avs_net_ros.tools.stamp import content_stamp
 from tqdm import tqdm
 import yaml
 
@@ -42,15 +41,8 @@ def say(msg: str) -> None:
 
 def model_stamp(config: str, seed: int, repo: str = '.') -> str:
     """Return the hash of the config, seed, data-set arguments and the model-making code."""
-    h = hashlib.sha256()
-    h.update(' '.join(GENERATE + ['train-seed', str(int(seed))]).encode())
-    files = [config] + sorted(f for pattern in STAMPED_FILES
-                              for f in glob.glob(os.path.join(repo, pattern)))
-    for f in files:
-        h.update(os.path.relpath(f, repo).encode())
-        with open(f, 'rb') as fh:
-            h.update(fh.read())
-    return h.hexdigest()[:16]
+    return content_stamp(' '.join(GENERATE + ['train-seed', str(int(seed))]), [config],
+                         STAMPED_FILES, repo)
 
 
 def model_paths(root: str) -> Dict[str, str]:
