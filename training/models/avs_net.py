@@ -151,10 +151,7 @@ class RelativeDepthNet(nn.Module):
         self.takes_echo = False
         #: 'depth' or 'affine_disparity' (training.config.RELATIVE_OUTPUTS)
         self.relative_output = config.relative_output
-        self.core = MidasNet(config.backbone, config.features, config.backbone_weights,
-                             'softplus', config.backbone_kwargs)
-        mean, std = backbone_mean_std(self.core.pretrained)
-        self.normalize = _Normalize(config.mean or mean, config.std or std)
+        self.core, self.normalize = midas_core(config, 'softplus')
 
     def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Return {'relative': (B, 1, H, W)}, positive (``relative_output`` says what it is)."""
