@@ -10,7 +10,9 @@ exports it with ``training.export`` (contract metadata, parity check), quantizes
 ``training.quantize`` (INT8 QDQ, per-channel weights; calibrated on ``--calib-root`` frames,
 else on random inputs of the contract's shapes, which is enough for timing), and times batch-1
 inference after warm-up in the three runtimes with the same number of threads, in alternating
-blocks so that load from other processes falls on all three alike. Prints the median and 90th
+blocks so that load from other processes falls on all three alike; INT8 is timed twice, with
+ONNX Runtime's idle threads spin-waiting (its default) and sleeping (``intra_op_spinning``
+false, the node's default). Prints the median and 90th
 percentile per frame, the ratios, parameter counts and forward FLOPs
 (``torch.utils.flop_counter``; one multiply-add = 2 FLOPs), the load average before and after,
 and ONNX Runtime's own profile (``SessionOptions.enable_profiling``): the top operator types by
@@ -76,12 +78,15 @@ def time_side_by_side(fns: Dict[str, Callable[[], object]], runs: int, warmup: i
     return out
 
 
-def _session(path: str, threads: int, profile_prefix: Optional[str] = None):
+def _session(path: str, threads: int, profile_prefix: Optional[str] = None,
+             spinning: bool = True):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    if not spinning:
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if profile_prefix:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
@@ -220,6 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         quantize_model(fp32, int8, calib)
         sizes = {k: os.path.getsize(v) / 2 ** 20 for k, v in (('fp32', fp32), ('int8', int8))}
         ort_fp32, ort_int8 = _session(fp32, args.threads), _session(int8, args.threads)
+        ort_int8_sleep = _session(int8, args.threads, spinning=False)
 
         def eager() -> None:
             with torch.no_grad():
@@ -228,7 +234,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         load0 = os.getloadavg()
         ms = time_side_by_side({'eager': eager,
                                 'fp32': lambda: ort_fp32.run(None, feeds),
-                                'int8': lambda: ort_int8.run(None, feeds)},
+                                'int8': lambda: ort_int8.run(None, feeds),
+                                'int8_sleep': lambda: ort_int8_sleep.run(None, feeds)},
                                args.runs, args.warmup)
         load1 = os.getloadavg()
         prof = {k: operator_profile(path, feeds, args.threads, args.profile_runs, tmp)
@@ -252,6 +259,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f'PyTorch eager      : {_fmt(ms["eager"])}')
     print(f'ONNX Runtime fp32  : {_fmt(ms["fp32"])}')
     print(f'ONNX Runtime INT8  : {_fmt(ms["int8"])}')
+    print(f'  idle threads sleep: {_fmt(ms["int8_sleep"])} (session.intra_op.allow_spinning 0, '
+          f"the node's default)")
     e, f, i = (float(np.median(ms[k])) for k in ('eager', 'fp32', 'int8'))
     print(f'speed-up (medians, one run): fp32 vs eager {e / f:.2f}x, INT8 vs eager {e / i:.2f}x, '
           f'INT8 vs fp32 {f / i:.2f}x')

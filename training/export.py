@@ -40,6 +40,7 @@ from torch import nn
 
 from training.config import config_from_dict, ModelConfig
 from training.models.avs_net import build_model
+from training.static_padding import static_same_padding
 
 if TYPE_CHECKING:
     from avs_net_ros.core.foreign import ForeignModelSpec
@@ -148,7 +149,8 @@ def export_onnx(model: nn.Module, contract: ModelContract, path: str, *,
     names = list(inputs)
     graph = _Graph(model, _output_key(contract)).eval()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with torch.no_grad():
+    # Constant 'same' padding at the contract's size (training/static_padding.py).
+    with torch.no_grad(), static_same_padding(graph, *inputs.values()):
         if dynamo:
             batch = torch.export.Dim('batch', min=1, max=64)
             program = torch.onnx.export(
@@ -256,8 +258,9 @@ def export_foreign(model: nn.Module, spec: 'ForeignModelSpec', path: str, *,
     h, w = model.config.image_size
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(graph, (torch.zeros(1, 3, h, w),), buf, input_names=['input'],
+    example = torch.zeros(1, 3, h, w)
+    with torch.no_grad(), static_same_padding(graph, example):
+        torch.onnx.export(graph, (example,), buf, input_names=['input'],
                           output_names=['output'], dynamo=False, opset_version=opset,
                           dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
     proto = onnx.load_from_string(buf.getvalue())

@@ -11,13 +11,21 @@ The calibration frames come from a BatVision-layout root (real or simulated,
 (``runtime.pipeline.image_to_tensor``, the core's ``echo_spectrogram``, with the echo window
 the model's contract states), so the ranges are those the deployed model will see.
 
-Only convolutions and matrix products of the network are quantized by default. The metric
-bins head's conditional log-binomial stays in float: its logits are divided by temperatures
-down to 0.02 and exponentiated, so an 8-bit step there moves the depth by whole bins
-(``--keep-float`` chooses what stays in float, to measure that). The contract metadata is copied,
-an ``avs_net.quantization`` entry records what was done, and the result is checked with
-``read_onnx_contract``, so ``avs_validate_model`` and the runtime accept it as they accept the
-float model.
+What is quantized: the convolutions and matrix products, where the arithmetic is, and, outside
+the metric-bins head and the cross-modal attention, the operators between them (additions,
+concatenations, resizes, activations, pooling), so that activations stay 8-bit from one
+convolution to the next; left in float, each of those costs a dequantize and a quantize
+(measured with ``benchmarks.bench_model_latency``'s operator profile). The head's glue stays
+float: its attractors move bin centres by small differences (dx / (1 + alpha dx^2)). Its
+conditional log-binomial stays float except the matrix products of its first layer (the 1x1
+convolutions of the features and of the bin embedding; their sum stays float, so that ONNX
+Runtime still fuses the GELU after it, which it cannot do behind a dequantize per consumer):
+after that layer the logits are divided by temperatures down to 0.02 and exponentiated, so an
+8-bit step there moves the depth by whole bins (``--keep-float`` chooses what stays in float,
+to measure that; ``--float-tail-linear`` keeps the first layer in float too). The contract
+metadata is copied, an ``avs_net.quantization`` entry records what was done, and the result is
+checked with ``read_onnx_contract``, so ``avs_validate_model`` and the runtime accept it as
+they accept the float model.
 """
 
 import argparse
@@ -38,8 +46,46 @@ from training.export import HEAD_TAIL
 
 #: Operator types quantized by default (where the network's arithmetic is).
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')
+#: Operators between quantized ones, quantized too outside ``FLOAT_GLUE``.
+GLUE_OPS = ('Add', 'Concat', 'Resize', 'Clip', 'Relu', 'MaxPool', 'AveragePool',
+            'GlobalAveragePool')
+#: Node-name prefixes whose glue operators stay in float (the head's attractor arithmetic; the
+#: attention's residual sums with the positional encoding).
+FLOAT_GLUE = ('/model/head/', '/model/fusion/')
 #: Node-name prefixes kept in float by default.
 KEEP_FLOAT = (HEAD_TAIL,)
+#: The matrix products of the first layer of the head's conditional log-binomial: quantized
+#: although they lie under ``HEAD_TAIL`` (names as ``ConditionalLogBinomial._expected_value``
+#: exports them).
+TAIL_LINEAR = tuple(HEAD_TAIL + '/' + n for n in ('Transpose', 'MatMul', 'Conv'))
+
+
+def nodes_to_quantize(graph: onnx.GraphProto, keep_float: Sequence[str] = KEEP_FLOAT,
+                      op_types: Sequence[str] = QUANTIZED_OPS,
+                      glue_ops: Sequence[str] = GLUE_OPS,
+                      float_glue: Sequence[str] = FLOAT_GLUE,
+                      tail_linear: Sequence[str] = TAIL_LINEAR) -> List[str]:
+    """Return the names of the nodes of ``graph`` to quantize (see the module docstring).
+
+    Raises:
+        AvsInputError: a ``tail_linear`` name is not in the graph (the head's export changed).
+
+    """
+    names = {n.name for n in graph.node}
+    missing = [n for n in tail_linear if n not in names]
+    if missing and any(n.name.startswith(HEAD_TAIL) for n in graph.node):
+        raise AvsInputError(f'the head tail has no nodes {missing}: update TAIL_LINEAR to the '
+                            f'names ConditionalLogBinomial now exports')
+    chosen = []
+    for n in graph.node:
+        if n.name in tail_linear:
+            chosen.append(n.name)
+        elif any(n.name.startswith(k) for k in keep_float):
+            continue
+        elif n.op_type in op_types or (n.op_type in glue_ops and
+                                       not any(n.name.startswith(p) for p in float_glue)):
+            chosen.append(n.name)
+    return chosen
 
 
 def contract_feeds(contract: ModelContract, rgb: np.ndarray, echo: Optional[np.ndarray],
@@ -108,11 +154,14 @@ class _Reader:
 
 def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]], *,
                    keep_float: Sequence[str] = KEEP_FLOAT,
-                   op_types: Sequence[str] = QUANTIZED_OPS) -> ModelContract:
+                   op_types: Sequence[str] = QUANTIZED_OPS,
+                   glue_ops: Sequence[str] = GLUE_OPS,
+                   tail_linear: Sequence[str] = TAIL_LINEAR) -> ModelContract:
     """Write the INT8 (QDQ, per-channel weights) version of ``model`` to ``out``.
 
-    ``feeds`` are calibration inputs (``calibration_feeds``); nodes whose names start with
-    one of ``keep_float`` stay in float. Returns the contract read back from ``out``.
+    ``feeds`` are calibration inputs (``calibration_feeds``); which nodes are quantized is
+    ``nodes_to_quantize``'s rule (nodes whose names start with one of ``keep_float`` stay in
+    float, except ``tail_linear``). Returns the contract read back from ``out``.
 
     Raises:
         ModelContractError: ``model`` does not follow the contract (checked first).
@@ -127,8 +176,8 @@ def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]],
         raise AvsInputError('no calibration frames given')
     source = onnx.load(model)
     meta = {p.key: p.value for p in source.metadata_props}
-    exclude = [n.name for n in source.graph.node
-               if any(n.name.startswith(k) for k in keep_float)]
+    chosen = nodes_to_quantize(source.graph, keep_float, op_types, glue_ops, FLOAT_GLUE,
+                               tail_linear)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = os.path.join(tmp, 'prepared.onnx')
@@ -137,14 +186,18 @@ def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]],
         quant_pre_process(model, prepared, skip_symbolic_shape=True)
         quantize_static(prepared, out, _Reader(feeds), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
-                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax)
+                        weight_type=QuantType.QInt8,
+                        op_types_to_quantize=sorted(set(op_types) | set(glue_ops)),
+                        nodes_to_quantize=chosen, calibrate_method=CalibrationMethod.MinMax)
     q = onnx.load(out)
     del q.metadata_props[:]
     meta[PREFIX + 'quantization'] = (
         f'int8 static QDQ, per-channel int8 weights, uint8 activations, min/max over '
-        f'{len(feeds)} calibration frames; ops {"/".join(op_types)}; in float: '
-        f'{", ".join(keep_float) or "nothing"}')
+        f'{len(feeds)} calibration frames; ops {"/".join(op_types)}, and '
+        f'{"/".join(glue_ops) or "none"} outside {", ".join(FLOAT_GLUE)}; in float: '
+        f'{", ".join(keep_float) or "nothing"}'
+        + (f' except {", ".join(n[len(HEAD_TAIL):] for n in tail_linear)}' if tail_linear
+           else ''))
     for k, v in meta.items():
         q.metadata_props.add(key=k, value=v)
     onnx.save_model(q, out, save_as_external_data=False)
@@ -166,11 +219,18 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument('--frames', type=int, default=16, help='calibration frames')
     p.add_argument('--keep-float', nargs='*', default=list(KEEP_FLOAT), metavar='PREFIX',
                    help='node-name prefixes to keep in float (default: the log-binomial head '
-                        'tail); give none to quantize everything')
+                        'tail, but its first layer); give none to quantize everything')
+    p.add_argument('--float-tail-linear', action='store_true',
+                   help="keep the head tail's first (linear) layer in float too")
+    p.add_argument('--float-glue', action='store_true',
+                   help='quantize only convolutions and matrix products (the operators '
+                        'between them stay in float)')
     args = p.parse_args(argv)
     contract = read_onnx_contract(args.model)
     feeds = calibration_feeds(args.calib_root, contract, args.layout, args.split, args.frames)
-    quantize_model(args.model, args.out, feeds, keep_float=args.keep_float)
+    quantize_model(args.model, args.out, feeds, keep_float=args.keep_float,
+                   glue_ops=() if args.float_glue else GLUE_OPS,
+                   tail_linear=() if args.float_tail_linear else TAIL_LINEAR)
     mib = os.path.getsize(args.out) / 2 ** 20
     print(f'{args.out}: {contract.kind} INT8 (QDQ), {len(feeds)} calibration frames from '
           f'{args.calib_root} ({args.split}), {mib:.1f} MiB')

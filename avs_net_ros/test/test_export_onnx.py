@@ -188,3 +188,28 @@ def test_affine_disparity_model_declares_it_and_is_evaluated_by_scale_and_shift(
                                rtol=1e-5)
     # the depth models' median ratio cannot undo the shift
     assert np.max(np.abs(scale_relative(1 / disparity, depth, 'depth') / depth - 1)) > 0.1
+
+
+def test_same_padding_is_exported_as_constants_and_restored(exported, tmp_path):
+    # tf_efficientnet pads 'same' by the input size; the export fixes it to the contract's.
+    from timm.layers.conv2d_same import Conv2dSame
+
+    from training.static_padding import static_same_padding
+
+    graph = onnx.load(exported['av'][0]).graph
+    ops = [n.op_type for n in graph.node if n.name.startswith('/model/pretrained/')]
+    assert 'Pad' not in ops and 'Ceil' not in ops and 'Shape' not in ops
+    model = exported['av'][1]
+    convs = [m for m in model.modules() if isinstance(m, Conv2dSame)]
+    assert convs and not any('forward' in vars(m) for m in convs)
+    # Inside the context the outputs are those of the dynamic padding, bit for bit; after it
+    # the model pads dynamically again (another input size works).
+    torch.manual_seed(3)
+    image, echo = torch.rand(1, 3, 64, 64), torch.rand(1, 2, 64, 64)
+    with torch.no_grad():
+        ref = model(image, echo)['depth']
+        with static_same_padding(model, image, echo) as n:
+            got = model(image, echo)['depth']
+        assert n == len(convs)
+        assert torch.equal(ref, got)
+        assert model(torch.rand(1, 3, 96, 128), echo)['depth'].shape[-2:] == (96, 128)

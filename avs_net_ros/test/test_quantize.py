@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 import pytest
 
-from training.quantize import calibration_feeds, HEAD_TAIL, main, quantize_model
+from training.quantize import (calibration_feeds, HEAD_TAIL, main, nodes_to_quantize,
+                               quantize_model, TAIL_LINEAR)
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +82,8 @@ def test_bad_calibration_input_is_named(model_set, sim_root, tmp_path):
 
 
 def test_avs_net_head_tail_stays_float(tmp_path):
-    # The real network: convolutions become INT8, the log-binomial stays in float.
+    # The real network: convolutions and the glue between them become INT8; in the head only
+    # the first layer's matrix products do, the attractor arithmetic and log-binomial stay float.
     import torch
 
     from test_model_avs import tiny_model_config
@@ -100,17 +102,33 @@ def test_avs_net_head_tail_stays_float(tmp_path):
     quantize_model(fp32, out, feeds)
     graph = onnx.load(out).graph
     producers = {o: n for n in graph.node for o in n.output}
-    quantized = [n for n in graph.node if n.op_type == 'Conv'
-                 and producers.get(n.input[0]) is not None
-                 and producers[n.input[0]].op_type == 'DequantizeLinear']
+
+    def dequantized(node):
+        return any(i in producers and producers[i].op_type == 'DequantizeLinear'
+                   for i in node.input)
+
+    quantized = [n for n in graph.node if n.op_type == 'Conv' and dequantized(n)]
     assert len(quantized) > 10
-    # No weight of the tail is quantized: none of its inputs is a dequantized int8 constant.
+    # Glue between convolutions: the encoders' residual sums are chosen, the head's sums (the
+    # attractors' b + delta) are not, nor anything of the tail after its first layer.
+    chosen = set(nodes_to_quantize(onnx.load(fp32).graph))
+    adds = [n.name for n in onnx.load(fp32).graph.node if n.op_type == 'Add']
+    assert any(n.startswith('/model/pretrained/') and n in chosen for n in adds)
+    head_adds = [n for n in adds if n.startswith('/model/head/attractors')]
+    assert head_adds and not chosen.intersection(head_adds)
+    assert {n for n in chosen if n.startswith(HEAD_TAIL)} == set(TAIL_LINEAR)
+    # The tail: its first layer's two matrix products take int8 weights, nothing after them.
     int8 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
+
+    def int8_weight(node):
+        return any(i in producers and producers[i].op_type == 'DequantizeLinear'
+                   and producers[i].input[0] in int8 for i in node.input)
+
     tail = [n for n in graph.node if n.name.startswith(HEAD_TAIL)]
     assert sum(n.op_type in ('Conv', 'MatMul') for n in tail) >= 3
-    assert not any(i in producers and producers[i].op_type == 'DequantizeLinear'
-                   and producers[i].input[0] in int8 for n in tail for i in n.input)
-    assert not any(n.name.startswith(HEAD_TAIL) and 'Quantize' in n.op_type
+    assert sorted(n.name for n in tail if int8_weight(n)) == sorted(
+        HEAD_TAIL + '/' + k for k in ('Conv', 'MatMul'))
+    assert not any(n.name.startswith(HEAD_TAIL + '/log_binomial_transform') and dequantized(n)
                    for n in graph.node)
     import onnxruntime as ort
     got = ort.InferenceSession(out, providers=['CPUExecutionProvider']).run(None, feeds[0])[0]

@@ -182,7 +182,10 @@ class AttractorLayer(nn.Module):
             a = (a + 1e-3).view(n, self.n_attractors, 2, h, w)[:, :, 0]
         b = _resize(b_prev, x.shape[-2:])
         delta = self.dist(a.unsqueeze(2) - b.unsqueeze(1), self.alpha, self.gamma)
-        delta = delta.mean(dim=1) if self.kind == 'mean' else delta.sum(dim=1)
+        if self.n_attractors == 1:
+            delta = delta[:, 0]  # mean and sum of one: no reduction pass over (B, K, H, W)
+        else:
+            delta = delta.mean(dim=1) if self.kind == 'mean' else delta.sum(dim=1)
         b = b + delta
         if not self.normed:
             return b, b
@@ -367,7 +370,7 @@ class MetricBinsHead(nn.Module):
         convolution; the log-binomial and the expectation over bins run with the bin axis last
         (``LogBinomial._expectation``), the centres resized straight into that layout
         (``resize_bins_last``); the attractors skip the sort of centres that are
-        provably ascending (``keeps_order``).
+        provably ascending (``keeps_order``), and a one-attractor stage its mean over one.
         """
         embedding, centres = self.bins(bottleneck, blocks)
         size = out_conv.shape[-2:]

@@ -87,6 +87,9 @@ PARAMS = (
               'tensorrt, cpu work); unavailable ones are skipped and the active ones logged.'),
     ParamSpec('intra_op_threads', 0, 'ONNX Runtime intra-op threads per session; 0 = ONNX '
               "Runtime's default.", value_range=(0, 256)),
+    ParamSpec('intra_op_spinning', False, "Let ONNX Runtime's idle intra-op threads spin-wait "
+              'for work; off, they sleep: slightly slower on an idle CPU, much faster when '
+              'other processes share the cores (README, Latency).'),
     ParamSpec('gpu_device_id', 0, 'GPU index for the CUDA and TensorRT providers.',
               value_range=(0, 64)),
     ParamSpec('trt_fp16', False, 'Let TensorRT run layers in fp16 where it keeps the range '
@@ -218,7 +221,7 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             p['gpu_device_id'], p['trt_fp16'], p['trt_engine_cache_dir'], p['trt_workspace_gib'],
             p['cudnn_conv_algo_search'])
         common = {'providers': providers, 'intra_op_threads': p['intra_op_threads'],
-                  'provider_options': options}
+                  'intra_op_spinning': p['intra_op_spinning'], 'provider_options': options}
         foreign = ForeignModelSpec.from_params(p, source='depth_inference parameters')
         self.pipeline = MetricDepthPipeline(
             p['avs_model'], p['relative_model'] or None, scale_method=p['scale_method'],

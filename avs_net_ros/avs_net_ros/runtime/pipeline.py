@@ -81,7 +81,7 @@ def _image(rgb: np.ndarray, size: Tuple[int, int], cache: Optional[dict]) -> np.
 def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threads: int,
           kinds: Tuple[str, ...],
           provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
-          foreign: Optional[ForeignModelSpec] = None) -> OnnxModel:
+          foreign: Optional[ForeignModelSpec] = None, spinning: bool = True) -> OnnxModel:
     if isinstance(model, OnnxModel):
         if model.contract.kind not in kinds:
             raise AvsInputError(f'{model.path} is a {model.contract.kind} model, expected one '
@@ -92,7 +92,7 @@ def _load(model: Union[str, OnnxModel], providers: Sequence[str], intra_op_threa
                                 'description than the one given')
         return model
     return OnnxModel(model, providers, intra_op_threads, kinds, provider_options,
-                     foreign=foreign)
+                     foreign=foreign, spinning=spinning)
 
 
 def single_map(out: np.ndarray, path: str) -> np.ndarray:
@@ -116,7 +116,8 @@ class MetricDepthPipeline:
                  providers: Sequence[str] = DEFAULT_PROVIDERS, scale_method: str = AUTO_SCALE,
                  intra_op_threads: int = 0, relative_output: Optional[str] = None,
                  provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
-                 relative_spec: Optional[ForeignModelSpec] = None) -> None:
+                 relative_spec: Optional[ForeignModelSpec] = None,
+                 intra_op_spinning: bool = True) -> None:
         """Load the models (paths), or share already loaded ``OnnxModel`` sessions.
 
         ``relative_output`` (one of core.scale.RELATIVE_OUTPUTS) overrides a relative model's
@@ -125,7 +126,8 @@ class MetricDepthPipeline:
         names). ``scale_method`` 'auto' picks the method that suits the relative output
         (``core.scale.default_scale_method``: scale_shift for affine-invariant disparity,
         median otherwise). ``provider_options`` go to the sessions of models given as paths
-        (``session.gpu_provider_options``).
+        (``session.gpu_provider_options``), and ``intra_op_spinning`` (``OnnxModel``'s
+        ``spinning``) to their sessions.
 
         Raises:
             FileNotFoundError: a model path does not exist.
@@ -143,7 +145,7 @@ class MetricDepthPipeline:
             raise AvsInputError(f'relative_output {relative_output!r} contradicts the '
                                 f"description's output {relative_spec.output!r}")
         self.avs = _load(avs_model, providers, intra_op_threads, (KIND_AV, KIND_V),
-                         provider_options)
+                         provider_options, spinning=intra_op_spinning)
         self.relative = None
         #: What the relative model outputs (one of RELATIVE_OUTPUTS), and as 'depth' or
         #: 'disparity' how its output becomes depth.
@@ -154,7 +156,8 @@ class MetricDepthPipeline:
                                                                             OnnxModel):
                 relative_spec = ForeignModelSpec(relative_output)  # enough for a foreign file
             self.relative = _load(relative_model, providers, intra_op_threads,
-                                  (KIND_RELATIVE,), provider_options, relative_spec)
+                                  (KIND_RELATIVE,), provider_options, relative_spec,
+                                  intra_op_spinning)
             self.relative_kind = relative_output or (
                 relative_spec.output if relative_spec is not None
                 else self.relative.contract.relative_output)

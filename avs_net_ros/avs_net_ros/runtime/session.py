@@ -96,8 +96,13 @@ class OnnxModel:
                  intra_op_threads: int = 0, expected_kinds: Optional[Sequence[str]] = None,
                  provider_options: Optional[Mapping[str, Mapping[str, str]]] = None,
                  io_binding: Optional[bool] = None,
-                 foreign: Optional[ForeignModelSpec] = None) -> None:
+                 foreign: Optional[ForeignModelSpec] = None, spinning: bool = True) -> None:
         """Load ``path``, check its contract, and open a session on the best providers.
+
+        ``spinning`` False stops ONNX Runtime's idle intra-op threads from spin-waiting for
+        work: they then sleep, which costs a little on an idle CPU and saves a lot on a busy
+        one, where spinning threads take cores from the processes the run waits for
+        (``benchmarks.bench_model_latency`` measures both).
 
         ``provider_options`` maps full provider names to their options
         (``gpu_provider_options``); options of providers not used here are ignored.
@@ -138,6 +143,8 @@ class OnnxModel:
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         opts = provider_options or {}
         chosen = [(p, dict(opts[p])) if p in opts else p for p in usable]
         try:
