@@ -17,15 +17,16 @@ concatenations, resizes, activations, pooling), so that activations stay 8-bit f
 convolution to the next; left in float, each of those costs a dequantize and a quantize
 (measured with ``benchmarks.bench_model_latency``'s operator profile). The head's glue stays
 float: its attractors move bin centres by small differences (dx / (1 + alpha dx^2)). Its
-conditional log-binomial stays float except the matrix products of its first layer (the 1x1
-convolutions of the features and of the bin embedding; their sum stays float, so that ONNX
-Runtime still fuses the GELU after it, which it cannot do behind a dequantize per consumer):
-after that layer the logits are divided by temperatures down to 0.02 and exponentiated, so an
-8-bit step there moves the depth by whole bins (``--keep-float`` chooses what stays in float,
-to measure that; ``--float-tail-linear`` keeps the first layer in float too). The contract
-metadata is copied, an ``avs_net.quantization`` entry records what was done, and the result is
-checked with ``read_onnx_contract``, so ``avs_validate_model`` and the runtime accept it as
-they accept the float model.
+conditional log-binomial stays float except the 1x1 convolution of the bin embedding at the
+embedding's resolution (measured: the per-pixel matrix product at full resolution is as fast
+in float as quantized plus its dequantization, and a quantized sum before the GELU stops ONNX
+Runtime from fusing it). After that first layer the logits are divided by temperatures down
+to 0.02 and exponentiated, so an 8-bit step there moves the depth by whole bins
+(``--keep-float`` chooses what stays in float, to measure that; ``--float-tail-linear`` keeps
+the embedding's convolution in float too, ``--float-glue`` the operators between
+convolutions). The contract metadata is copied, an ``avs_net.quantization`` entry records
+what was done, and the result is checked with ``read_onnx_contract``, so
+``avs_validate_model`` and the runtime accept it as they accept the float model.
 """
 
 import argparse
@@ -54,10 +55,10 @@ GLUE_OPS = ('Add', 'Concat', 'Resize', 'Clip', 'Relu', 'MaxPool', 'AveragePool',
 FLOAT_GLUE = ('/model/head/', '/model/fusion/')
 #: Node-name prefixes kept in float by default.
 KEEP_FLOAT = (HEAD_TAIL,)
-#: The matrix products of the first layer of the head's conditional log-binomial: quantized
-#: although they lie under ``HEAD_TAIL`` (names as ``ConditionalLogBinomial._expected_value``
-#: exports them).
-TAIL_LINEAR = tuple(HEAD_TAIL + '/' + n for n in ('Transpose', 'MatMul', 'Conv'))
+#: The bin embedding's 1x1 convolution in the head's conditional log-binomial: quantized
+#: although it lies under ``HEAD_TAIL`` (the name ``ConditionalLogBinomial._expected_value``
+#: exports it with).
+TAIL_LINEAR = (HEAD_TAIL + '/Conv',)
 
 
 def nodes_to_quantize(graph: onnx.GraphProto, keep_float: Sequence[str] = KEEP_FLOAT,
@@ -221,7 +222,7 @@ def main(argv: Optional[list] = None) -> int:
                    help='node-name prefixes to keep in float (default: the log-binomial head '
                         'tail, but its first layer); give none to quantize everything')
     p.add_argument('--float-tail-linear', action='store_true',
-                   help="keep the head tail's first (linear) layer in float too")
+                   help="keep the bin embedding's convolution in the head tail in float too")
     p.add_argument('--float-glue', action='store_true',
                    help='quantize only convolutions and matrix products (the operators '
                         'between them stay in float)')
