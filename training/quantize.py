@@ -11,21 +11,22 @@ The calibration frames come from a BatVision-layout root (real or simulated,
 (``runtime.pipeline.image_to_tensor``, the core's ``echo_spectrogram``, with the echo window
 the model's contract states), so the ranges are those the deployed model will see.
 
-What is quantized: the convolutions and matrix products, where the arithmetic is, and, outside
-the metric-bins head and the cross-modal attention, the operators between them (additions,
-concatenations, resizes, activations, pooling), so that activations stay 8-bit from one
-convolution to the next; left in float, each of those costs a dequantize and a quantize
-(measured with ``benchmarks.bench_model_latency``'s operator profile). The head's glue stays
-float: its attractors move bin centres by small differences (dx / (1 + alpha dx^2)). Its
-conditional log-binomial stays float except the 1x1 convolution of the bin embedding at the
-embedding's resolution (measured: the per-pixel matrix product at full resolution is as fast
-in float as quantized plus its dequantization, and a quantized sum before the GELU stops ONNX
-Runtime from fusing it). After that first layer the logits are divided by temperatures down
-to 0.02 and exponentiated, so an 8-bit step there moves the depth by whole bins
-(``--keep-float`` chooses what stays in float, to measure that; ``--float-tail-linear`` keeps
-the embedding's convolution in float too, ``--float-glue`` the operators between
-convolutions). The contract metadata is copied, an ``avs_net.quantization`` entry records
-what was done, and the result is checked with ``read_onnx_contract``, so
+What is quantized: the convolutions and matrix products, where the arithmetic is; the
+activations (ReLU), everywhere, as a clamp ONNX Runtime folds into the convolution before
+them; and, outside the metric-bins head and the cross-modal attention, the operators between
+convolutions (additions, concatenations, resizes, pooling), so that activations stay 8-bit
+from one convolution to the next. Left in float, each of those costs a dequantize and a
+quantize (measured with ``benchmarks.bench_model_latency``'s operator profile). The head's
+other glue stays float: its attractors move bin centres by small differences
+(dx / (1 + alpha dx^2)). Its conditional log-binomial stays float except the 1x1 convolution
+of the bin embedding at the embedding's resolution (measured: the per-pixel matrix product at
+full resolution is as fast in float as quantized plus its dequantization, and a quantized sum
+before the GELU stops ONNX Runtime from fusing it). After that first layer the logits are
+divided by temperatures down to 0.02 and exponentiated, so an 8-bit step there moves the depth
+by whole bins. ``--keep-float`` chooses what stays in float, to measure that;
+``--float-tail-linear`` keeps the embedding's convolution in float too, ``--float-glue`` all
+operators between convolutions. The contract metadata is copied, an ``avs_net.quantization``
+entry records what was done, and the result is checked with ``read_onnx_contract``, so
 ``avs_validate_model`` and the runtime accept it as they accept the float model.
 """
 
@@ -48,8 +49,10 @@ from training.export import HEAD_TAIL
 #: Operator types quantized by default (where the network's arithmetic is).
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')
 #: Operators between quantized ones, quantized too outside ``FLOAT_GLUE``.
-GLUE_OPS = ('Add', 'Concat', 'Resize', 'Clip', 'Relu', 'MaxPool', 'AveragePool',
-            'GlobalAveragePool')
+GLUE_OPS = ('Add', 'Concat', 'Resize', 'MaxPool', 'AveragePool', 'GlobalAveragePool')
+#: Activations, quantized wherever their input is (8-bit ReLU is a clamp ONNX Runtime folds
+#: into the convolution before it; left in float, each costs a dequantize and a quantize).
+ACTIVATIONS = ('Relu', 'Clip')
 #: Node-name prefixes whose glue operators stay in float (the head's attractor arithmetic; the
 #: attention's residual sums with the positional encoding).
 FLOAT_GLUE = ('/model/head/', '/model/fusion/')
@@ -83,8 +86,8 @@ def nodes_to_quantize(graph: onnx.GraphProto, keep_float: Sequence[str] = KEEP_F
             chosen.append(n.name)
         elif any(n.name.startswith(k) for k in keep_float):
             continue
-        elif n.op_type in op_types or (n.op_type in glue_ops and
-                                       not any(n.name.startswith(p) for p in float_glue)):
+        elif n.op_type in op_types or (n.op_type in ACTIVATIONS and glue_ops) or (
+                n.op_type in glue_ops and not any(n.name.startswith(p) for p in float_glue)):
             chosen.append(n.name)
     return chosen
 
@@ -188,15 +191,17 @@ def quantize_model(model: str, out: str, feeds: Iterable[Dict[str, np.ndarray]],
         quantize_static(prepared, out, _Reader(feeds), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
-                        op_types_to_quantize=sorted(set(op_types) | set(glue_ops)),
+                        op_types_to_quantize=sorted(set(op_types) | set(glue_ops)
+                                                    | set(ACTIVATIONS)),
                         nodes_to_quantize=chosen, calibrate_method=CalibrationMethod.MinMax)
     q = onnx.load(out)
     del q.metadata_props[:]
     meta[PREFIX + 'quantization'] = (
         f'int8 static QDQ, per-channel int8 weights, uint8 activations, min/max over '
-        f'{len(feeds)} calibration frames; ops {"/".join(op_types)}, and '
-        f'{"/".join(glue_ops) or "none"} outside {", ".join(FLOAT_GLUE)}; in float: '
-        f'{", ".join(keep_float) or "nothing"}'
+        f'{len(feeds)} calibration frames; ops {"/".join(op_types)}'
+        + (f', {"/".join(ACTIVATIONS)}, and {"/".join(glue_ops)} outside '
+           f'{", ".join(FLOAT_GLUE)}' if glue_ops else '')
+        + f'; in float: {", ".join(keep_float) or "nothing"}'
         + (f' except {", ".join(n[len(HEAD_TAIL):] for n in tail_linear)}' if tail_linear
            else ''))
     for k, v in meta.items():
