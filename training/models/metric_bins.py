@@ -40,7 +40,22 @@ BIN_TYPES = ('normed', 'softplus')
 
 
 def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    factor = _integer_factor(x.shape[-2:], size) if torch.onnx.is_in_onnx_export() else None
+    if factor is not None:
+        # The same resize (align_corners places samples by the sizes alone), exported with
+        # constant scales instead of sizes read from the input's shape at run time: ONNX
+        # Runtime then keeps the neighbouring convolutions in its blocked layout.
+        return F.interpolate(x, scale_factor=float(factor), mode='bilinear', align_corners=True)
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=True)
+
+
+def _integer_factor(have: Sequence[int], size: Sequence[int]) -> Optional[int]:
+    """Return the factor k when ``size`` is ``have`` times one integer k > 1, else None."""
+    h, w = (int(v) for v in have)
+    H, W = (int(v) for v in size)
+    if H % h == 0 and W % w == 0 and H // h == W // w > 1:
+        return H // h
+    return None
 
 
 class _ResizeBinsLast(torch.autograd.Function):
@@ -61,14 +76,19 @@ class _ResizeBinsLast(torch.autograd.Function):
     def symbolic(g, x, height: int, width: int):
         def const(values, dtype=torch.int64):
             return g.op('Constant', value_t=torch.tensor(values, dtype=dtype))
+        absent = g.op('prim::Constant')
+        absent.setType(torch._C.OptionalType.ofTensor())
+        have = x.type().sizes() if x.type().sizes() else None
+        factor = _integer_factor(have[1:3], (height, width)) if have else None
+        if factor is not None:  # constant scales: no shape arithmetic at run time
+            return g.op('Resize', x, absent, const([1.0, factor, factor, 1.0], torch.float32),
+                        mode_s='linear', coordinate_transformation_mode_s='align_corners')
         shape = g.op('Shape', x)
         batch = g.op('Slice', shape, const([0]), const([1]))
         bins = g.op('Slice', shape, const([3]), const([4]))
         sizes = g.op('Concat', batch, const([height, width]), bins, axis_i=0)
         # roi and scales are left out (empty input names), not given as empty constants,
         # which a float16 conversion would turn into casts of unknown size.
-        absent = g.op('prim::Constant')
-        absent.setType(torch._C.OptionalType.ofTensor())
         return g.op('Resize', x, absent, absent, sizes, mode_s='linear',
                     coordinate_transformation_mode_s='align_corners')
 
