@@ -18,6 +18,11 @@ if missing and ``--avs`` / ``--relative`` name files in it:
 Several ``--avs`` files (e.g. an fp32 and an INT8 model, or two versions of one model) are
 measured side by side: in alternating blocks of frames, so load from other processes falls on
 all alike.
+
+Then the camera-rate path at ``--frame-camera`` (480x640 by default): what the node does for
+the camera frames between echoes (``DepthEngine.on_frame``: the relative model, its map
+brought to camera resolution as depth, and the filtered scale from the last echo applied),
+timed per stage and as a whole, with the relative model of the first ``--avs`` pipeline.
 """
 
 import argparse
@@ -26,6 +31,7 @@ import statistics
 import time
 
 from avs_net_ros.core.spectrogram import echo_spectrogram
+from avs_net_ros.runtime.depth_engine import DepthEngine
 from avs_net_ros.runtime.memory import keep_freed_memory
 from avs_net_ros.runtime.pipeline import MetricDepthPipeline
 import numpy as np
@@ -44,6 +50,8 @@ def main() -> None:
     p.add_argument('--relative', default='artifacts/models/relative.onnx',
                    help='relative-depth ONNX')
     p.add_argument('--camera', default='720x1280', help='camera resolution HxW')
+    p.add_argument('--frame-camera', default='480x640',
+                   help='camera resolution HxW of the camera-rate path (frames between echoes)')
     p.add_argument('--threads', type=int, default=2, help='ONNX Runtime intra-op threads')
     p.add_argument('--repeats', type=int, default=30)
     p.add_argument('--providers', nargs='+', default=['cpu'])
@@ -106,6 +114,43 @@ def main() -> None:
         total = statistics.median(st['total'])
         print(f'  target: below the 12 m acoustic round trip, 70 ms -> '
               f'{"met" if total < 70 else "NOT met"} ({total:.1f} ms)')
+    if pipes[0].relative is not None:
+        camera_rate(pipes[0], args.frame_camera, args.repeats, rgb, echo, sr)
+
+
+def camera_rate(pipe: MetricDepthPipeline, camera: str, repeats: int, rgb_echo: np.ndarray,
+                echo: np.ndarray, sr) -> None:
+    """Time ``DepthEngine.on_frame`` (frames between echoes) and its stages; print them."""
+    h, w = (int(v) for v in camera.split('x'))
+    engine = DepthEngine(pipe, fallback='last_scale', echo_timeout=1e9)
+    engine.on_echo(rgb_echo, echo if pipe.takes_echo else None, sr, 0.0)
+    rgb = np.random.default_rng(1).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    names = ('relative model (incl. resize)', 'to camera res as depth', 'filtered scale applied',
+             'total DepthEngine.on_frame')
+    times = {k: [] for k in names}
+    load0 = os.getloadavg()
+    for i in range(repeats + 3):
+        t0 = time.perf_counter()
+        raw = pipe.run_relative(rgb)
+        t1 = time.perf_counter()
+        rel = pipe.relative_to_camera(raw, (h, w))
+        t2 = time.perf_counter()
+        engine._scaled(rel, engine.filter.value(float(i)))
+        t3 = time.perf_counter()
+        out = engine.on_frame(rgb, float(i))
+        t4 = time.perf_counter()
+        if i < 3:
+            continue  # warm-up
+        for k, v in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            times[k].append(v * 1e3)
+    assert out.metric is not None and out.metric.shape == (h, w)
+    load1 = os.getloadavg()
+    total = statistics.median(times[names[-1]])
+    print(f'camera-rate path (frames between echoes), camera {h}x{w}, {pipe.relative.path}; '
+          f'{repeats} frames; load average (1 min) {load0[0]:.2f} before, {load1[0]:.2f} after')
+    for k, v in times.items():
+        print(f'  {k:30s} p50 {statistics.median(v):7.2f} ms   p95 {_pct(v, 0.95):7.2f} ms')
+    print(f'  at most {1000.0 / total:.1f} frames per second of metric depth')
 
 
 if __name__ == '__main__':
