@@ -29,7 +29,7 @@ from typing import Dict, List
 from avs_net_ros.core.acoustics import echo_window_samples
 from avs_net_ros.core.contract import (DEPTH_OUTPUT, ECHO_INPUT, EchoContract, IMAGE_INPUT,
                                        KIND_AV, KIND_RELATIVE, KIND_V, ModelContract,
-                                       RELATIVE_OUTPUT)
+                                       read_onnx_contract, RELATIVE_OUTPUT)
 from avs_net_ros.core.spectrogram import EchoFeatureConfig
 from avs_net_ros.messages import (array_to_image, echo_to_frame, EchoInfo, header_copy,
                                   ns_to_stamp, stamp_to_ns)
@@ -118,6 +118,10 @@ def main() -> None:
     args = p.parse_args()
     h, w = (int(v) for v in args.camera.split('x'))
     tmp = tempfile.mkdtemp(prefix='avs_bench_')
+    # The node runs in its own working directory: give it absolute paths.
+    for key in ('avs', 'relative', 'visual'):
+        if getattr(args, key):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
     models = {'avs': args.avs or _standin(os.path.join(tmp, 'av.onnx'), KIND_AV),
               'relative': args.relative or _standin(os.path.join(tmp, 'rel.onnx'),
                                                     KIND_RELATIVE),
@@ -138,12 +142,13 @@ def main() -> None:
     node_proc = subprocess.Popen(cmd, cwd=PACKAGE, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
     try:
-        _drive(args, h, w, node_proc)
+        _drive(args, h, w, node_proc, read_onnx_contract(models['avs']))
     finally:
         interrupt(node_proc, timeout=20)
 
 
-def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen) -> None:
+def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen,
+           contract: ModelContract) -> None:
     from avs_net_msgs.msg import EchoFrame
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -183,9 +188,12 @@ def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(4)]
-    echo = (rng.standard_normal((2, echo_window_samples(12.0, SR) + 100)) * 0.05).astype(
-        np.float32)
-    echo_info = EchoInfo(SR, 2, echo.shape[1], 0, 340.0, 12.0, backend='benchmark')
+    # Echoes as the AV model's contract wants them (window, lead-in, range, sample rate).
+    ec = contract.echo
+    echo = (rng.standard_normal((2, ec.features.window_samples + ec.lead_in_samples + 100))
+            * 0.05).astype(np.float32)
+    echo_info = EchoInfo(ec.features.sample_rate, 2, echo.shape[1], ec.lead_in_samples,
+                         ec.speed_of_sound, ec.echo_max_depth, backend='benchmark')
     deadline = time.monotonic() + 60
     while pub_img.get_subscription_count() < 1 or node.count_publishers('depth/metric') < 1:
         if node_proc.poll() is not None or time.monotonic() > deadline:
