@@ -80,6 +80,9 @@ def static_same_padding(model: nn.Module, *inputs: torch.Tensor) -> Iterator[int
     """
     same = _same_conv_class()
     convs: List[nn.Conv2d] = [m for m in model.modules() if isinstance(m, same)]
+    if not convs:
+        yield 0
+        return
     sizes: Dict[int, Tuple[int, int]] = {}
 
     def record(mod: nn.Module, args: tuple) -> None:
