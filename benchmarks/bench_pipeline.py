@@ -30,6 +30,7 @@ import os
 import statistics
 import time
 
+from avs_net_ros.core.scale import ScaleFit
 from avs_net_ros.core.spectrogram import echo_spectrogram
 from avs_net_ros.runtime.depth_engine import DepthEngine
 from avs_net_ros.runtime.memory import keep_freed_memory
@@ -135,7 +136,7 @@ def camera_rate(pipe: MetricDepthPipeline, camera: str, repeats: int, rgb_echo: 
         t1 = time.perf_counter()
         rel = pipe.relative_to_camera(raw, (h, w))
         t2 = time.perf_counter()
-        engine._scaled(rel, engine.filter.value(float(i)))
+        ScaleFit(pipe.scale_method, 'depth', engine.filter.value(float(i))).apply(rel)
         t3 = time.perf_counter()
         out = engine.on_frame(rgb, float(i))
         t4 = time.perf_counter()

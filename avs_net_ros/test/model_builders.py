@@ -85,6 +85,41 @@ def build_avs_model(path: str, kind: str = KIND_AV, image_size=(32, 32), spec_si
     return _export(net, args, names, DEPTH_OUTPUT, contract.to_metadata(), path)
 
 
+class SlowDepthNet(TinyDepthNet):
+    """``TinyDepthNet`` plus a chain of large matrix products that changes nothing but time.
+
+    The chain depends on the input (ONNX Runtime cannot fold it away) and adds 0 to the output
+    within float rounding (1e-30 times a bounded value).
+    """
+
+    def __init__(self, with_echo: bool, offset: float, size: int, steps: int) -> None:
+        super().__init__(with_echo, offset)
+        g = torch.Generator().manual_seed(1)
+        self.register_buffer('a', torch.randn(size, size, generator=g) / size ** 0.5)
+        self.steps = steps
+
+    def forward(self, image: torch.Tensor, spec: Optional[torch.Tensor] = None
+                ) -> torch.Tensor:
+        z = self.a * image.mean()
+        for _ in range(self.steps):
+            z = torch.tanh(z @ self.a)
+        return super().forward(image, spec) + 1e-30 * z.mean()
+
+
+def build_slow_avs_model(path: str, size: int = 1024, steps: int = 30) -> str:
+    """Export an AV stand-in (``build_avs_model``'s contract) that takes long to run.
+
+    About 2 * steps * size^3 floating-point operations per run (60 GFLOP by default, about a
+    second on a 2-core CPU): enough to see what a node does while an echo is processed.
+    """
+    h, w = 32, 32
+    feats = echo_features((16, 16), 6.0)
+    contract = ModelContract(KIND_AV, (h, w), 0.1, 12.0, EchoContract(feats, 6.0, 340.0, 0))
+    net = SlowDepthNet(True, 0.1, size, steps)
+    return _export(net, (torch.rand(1, 3, h, w), torch.rand(1, 2, 16, 16)),
+                   (IMAGE_INPUT, ECHO_INPUT), DEPTH_OUTPUT, contract.to_metadata(), path)
+
+
 def build_relative_model(path: str, output: str = 'depth', image_size=(24, 40)) -> str:
     """Export a relative-depth stand-in whose output is ``output`` ('depth'/'disparity')."""
     net = TinyDepthNet(with_echo=False, offset=0.05)

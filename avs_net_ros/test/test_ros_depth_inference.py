@@ -190,6 +190,40 @@ def test_frames_held_for_echo_wait_are_each_published_when_due(ros, node_factory
     assert min(held) >= 0.39 and max(held) < 0.8
 
 
+def test_camera_frames_go_out_while_an_echo_is_processed(ros, node_factory, tmp_path):
+    """Echo frames run on a worker of their own: a slow AVS-Net does not stall the camera.
+
+    The AV model here takes about a second per run; frames at 20 Hz meanwhile go out through
+    the fallback (no echo was processed yet). With one worker for both, none could.
+    """
+    from model_builders import build_slow_avs_model
+
+    node = node_factory(avs_model=build_slow_avs_model(str(tmp_path / 'slow_av.onnx')),
+                        echo_timeout=0.5)
+    rgb = half_dark_frame(6)
+    t0 = 400 * SEC
+    _send_image(ros, image_msg(rgb, t0), ros.out['metric'])  # discovery settled
+    t_echo = t0 + SEC // 20
+    ros.pubs['echoes'].publish(echo_msg(make_echo(4), t_echo))
+    deadline = time.monotonic() + 10
+    while node.counters['pairs'] < 1 and time.monotonic() < deadline:
+        ros.pubs['image'].publish(image_msg(rgb, t_echo))  # best effort: until it pairs
+        time.sleep(0.02)
+    assert node.counters['pairs'] == 1, 'the echo did not pair with its frame'
+    echo_sent = time.monotonic()
+    i = 2
+    while not _finder(ros.out['pseudo'], t_echo)() and time.monotonic() < echo_sent + 30:
+        ros.pubs['image'].publish(image_msg(rgb, t0 + i * SEC // 20))
+        i += 1
+        time.sleep(0.05)
+    pseudo = [t for t, m in ros.out['pseudo'].timed() if stamp_to_ns(m.header.stamp) == t_echo]
+    assert pseudo, 'the echo frame was never processed'
+    during = [t for t, m in ros.out['metric'].timed()
+              if echo_sent + 0.1 < t < pseudo[0] and stamp_to_ns(m.header.stamp) > t0]
+    assert pseudo[0] - echo_sent > 0.3, 'the slow model was not slow: nothing to compare'
+    assert len(during) >= 3, f'{len(during)} frames went out while the echo was processed'
+
+
 def test_a_failing_model_run_is_reported_and_the_node_keeps_running(ros, node_factory):
     """An unexpected error in inference (injected here) is counted and logged; next frames go."""
     node = node_factory(echo_timeout=0.5)

@@ -16,10 +16,12 @@ Lifecycle (``lifecycle``): unconfigured after start; ``configure`` loads and war
 and publishes nothing more; ``cleanup`` releases the models. /diagnostics runs in every state.
 
 Threads: subscription callbacks only store messages and pair echoes with frames by stamp
-(``Pairer``), then wake the worker thread (``worker.WakeableWorker``), which runs the models and
-publishes; the node's executor thread is never blocked by inference (see ``spin``). The worker
-only ever takes the newest pending pair and the newest pending frame; older ones are dropped
-and counted, so no queue grows.
+(``Pairer``), then wake a worker thread (``worker.WakeableWorker``), which runs the models and
+publishes; the node's executor thread is never blocked by inference (see ``spin``). Two
+workers: one for echo frames (the whole pipeline, the longer run) and one for camera frames
+(relative model and filtered scale), so the camera-rate output goes on while an echo is being
+processed. Each only ever takes the newest pending item; older ones are dropped and counted,
+so no queue grows.
 Echo frames go through the whole pipeline; other frames are scaled with the filtered scale or
 the fallback (see ``depth_engine``). A frame can be held up to ``echo_wait`` seconds for its
 echo so that echo frames are published with their own, exact, result. Published metric stamps
@@ -173,7 +175,9 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         self._lock = threading.Lock()
         self.pipeline: Optional[MetricDepthPipeline] = None
         self.engine: Optional[DepthEngine] = None
-        self._worker: Optional[WakeableWorker] = None
+        self._worker: Optional[WakeableWorker] = None  # camera frames
+        self._echo_worker: Optional[WakeableWorker] = None  # echo frames
+        self._publish_lock = threading.Lock()  # the two workers publish in stamp order
         self._pairer: Optional[Pairer] = None
         self._inputs: List[Any] = []
         self._outputs: List[Any] = []
@@ -189,6 +193,7 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         with self._lock:
             self._frames: 'OrderedDict[int, Tuple[Image, float]]' = OrderedDict()
             self._pair: Optional[Tuple[Image, Tuple[np.ndarray, int]]] = None
+            self._pair_ns = -1  # stamp of the newest pair: older frames need not wait
             self._camera_info: Optional[CameraInfo] = None
             self._info = None
             self._last_published_ns = -1
@@ -252,10 +257,14 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
                              else None)
         self.pub_scale = publisher(Float32, 'depth/scale')
         self.pub_info = publisher(CameraInfo, 'depth/camera_info')
-        # the worker also runs when a frame held for echo_wait falls due (_work says when)
-        self._worker = WakeableWorker(self._work, 'depth_inference worker',
+        # the frame worker also runs when a frame held for echo_wait falls due (it says when)
+        self._worker = WakeableWorker(self._work_frames, 'depth_inference frames',
                                       on_error=self._on_worker_error)
         self._worker.start()
+        if self.engine.uses_echo:
+            self._echo_worker = WakeableWorker(self._work_pairs, 'depth_inference echoes',
+                                               on_error=self._on_worker_error)
+            self._echo_worker.start()
 
     def _relative_note(self) -> str:
         pipe = self.pipeline
@@ -297,9 +306,7 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
 
     def _release(self) -> None:
         """Stop the worker, destroy the outputs and release the ONNX sessions."""
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
+        self._stop_workers()
         for pub in self._outputs:
             self.destroy_lifecycle_publisher(pub)
         self._outputs = []
@@ -359,9 +366,10 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             if self._pair is not None:
                 self.counters['dropped_pairs'] += 1
             self._pair = (image, (echo.samples, echo.sample_rate))
-        worker = self._worker
-        if worker is not None:
-            worker.wake()
+            self._pair_ns = max(self._pair_ns, stamp_to_ns(image.header.stamp))
+        for worker in (self._echo_worker, self._worker):  # frames held for it are due now
+            if worker is not None:
+                worker.wake()
 
     def _on_worker_error(self, error: BaseException) -> None:
         # not an input problem (those are AvsInputError, handled per frame): a failing model
@@ -382,56 +390,80 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
 
     # -- worker: runs the models, newest data only ------------------------------------------
 
-    def _take_jobs(self) -> List[Tuple[Image, Optional[Tuple[np.ndarray, int]]]]:
-        """Pick what to process now (under the lock): at most one frame, then one pair."""
-        jobs = []
+    def _take_frame(self) -> Optional[Image]:
+        """Pick the camera frame to process now (the newest due one), dropping older ones."""
+        with self._lock:
+            deadline = time.monotonic() - self.params['echo_wait']
+            # due: waited echo_wait, or older than a paired echo frame (their echo would have
+            # come first)
+            older = [s for s, (_, arrived) in self._frames.items()
+                     if arrived <= deadline or s < self._pair_ns]
+            if not older:
+                return None
+            newest = max(older)
+            image = self._frames[newest][0]
+            self.counters['dropped_frames'] += len(older) - 1
+            for s in older:
+                del self._frames[s]
+            return image
+
+    def _take_pair(self) -> Optional[Tuple[Image, Tuple[np.ndarray, int]]]:
+        """Take the pending echo pair, if any (its frame is then not processed alone)."""
         with self._lock:
             pair, self._pair = self._pair, None
-            t = None if pair is None else stamp_to_ns(pair[0].header.stamp)
-            deadline = time.monotonic() - self.params['echo_wait']
-            # frames due now: waited echo_wait, or older than the echo frame (their echo would
-            # have come first); the newest goes before the echo so camera-rate output is not
-            # delayed by the longer echo inference
-            older = [s for s, (_, arrived) in self._frames.items()
-                     if arrived <= deadline or (t is not None and s < t)]
-            if older:
-                newest = max(older)
-                jobs.append((self._frames[newest][0], None))
-                self.counters['dropped_frames'] += len(older) - 1
-                for s in older:
-                    del self._frames[s]
             if pair is not None:
-                self._frames.pop(t, None)
-                jobs.append(pair)
-        return jobs
+                self._frames.pop(stamp_to_ns(pair[0].header.stamp), None)
+            return pair
 
-    def _work(self) -> Optional[float]:
-        """Process what is due; return the seconds until the next held frame falls due."""
-        for image, echo in self._take_jobs():
-            try:
-                rgb = image_to_rgb(image)
-            except AvsInputError as e:
-                self._reject('image', str(e))
-                continue
-            t_ns = stamp_to_ns(image.header.stamp)
-            start = time.perf_counter()
-            try:
-                if echo is not None:
-                    out = self.engine.on_echo(rgb, echo[0], echo[1], _seconds(t_ns))
-                else:
-                    out = self.engine.on_frame(rgb, _seconds(t_ns))
-            except AvsInputError as e:
-                self._reject('echo' if echo is not None else 'image', str(e))
-                continue
-            self.last_inference_ms = (time.perf_counter() - start) * 1e3
-            self._publish(image, out, echo is not None)
+    def _work_frames(self) -> Optional[float]:
+        """Process the due camera frame; return the seconds until the next held one is due."""
+        image = self._take_frame()
+        if image is not None:
+            self._process(image, None)
         with self._lock:
             if not self._frames:
                 return None
             oldest = min(arrived for _, arrived in self._frames.values())
         return oldest + self.params['echo_wait'] - time.monotonic()
 
+    def _work_pairs(self) -> None:
+        """Process the pending echo pair (the whole pipeline)."""
+        pair = self._take_pair()
+        if pair is not None:
+            self._process(*pair)
+
+    def _process(self, image: Image, echo: Optional[Tuple[np.ndarray, int]]) -> None:
+        try:
+            rgb = image_to_rgb(image)
+        except AvsInputError as e:
+            self._reject('image', str(e))
+            return
+        t_ns = stamp_to_ns(image.header.stamp)
+        start = time.perf_counter()
+        try:
+            if echo is not None:
+                out = self.engine.on_echo(rgb, echo[0], echo[1], _seconds(t_ns))
+            else:
+                out = self.engine.on_frame(rgb, _seconds(t_ns))
+        except AvsInputError as e:
+            self._reject('echo' if echo is not None else 'image', str(e))
+            return
+        self.last_inference_ms = (time.perf_counter() - start) * 1e3
+        self._publish(image, out, echo is not None)
+
+    def _stop_workers(self) -> None:
+        """Stop both workers (a frame in hand finishes first)."""
+        for name in ('_worker', '_echo_worker'):
+            worker = getattr(self, name, None)
+            if worker is not None:
+                worker.stop()
+                setattr(self, name, None)
+
     def _publish(self, image: Image, out: DepthOutput, echo_frame: bool) -> None:
+        with self._publish_lock:
+            self._publish_locked(image, out, echo_frame)
+
+    def _publish_locked(self, image: Image, out: DepthOutput, echo_frame: bool) -> None:
         if not self._active:
             return  # deactivated while this frame was processed
         header = header_copy(image.header)
@@ -460,11 +492,8 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
             self.counters['published_echo_frames'] += 1
 
     def destroy_node(self) -> None:
-        """Stop the worker (its current frame finishes), then destroy the node."""
-        worker = getattr(self, '_worker', None)
-        if worker is not None:
-            worker.stop()
-            self._worker = None
+        """Stop the workers (their current frames finish), then destroy the node."""
+        self._stop_workers()
         super().destroy_node()
 
     # -- diagnostics -------------------------------------------------------------------------

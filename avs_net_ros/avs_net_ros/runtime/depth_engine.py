@@ -13,10 +13,13 @@ relative map, so metric depth follows the camera rate. When no usable echo came 
 - ``none``: nothing is published until echoes return.
 
 Timestamps are seconds (float); every map is (H, W) float32 at the camera resolution with NaN
-for invalid pixels.
+for invalid pixels. ``on_echo`` and ``on_frame`` may run on two threads at once (the node runs
+echo frames and camera frames on workers of their own): the models run outside the engine's
+lock, only the scale state is read and written under it.
 """
 
 from dataclasses import dataclass
+import threading
 from typing import Dict, Optional
 
 from avs_net_ros.core.errors import AvsInputError
@@ -89,6 +92,7 @@ class DepthEngine:
         self.fallback = fallback
         self.echo_timeout = float(echo_timeout)
         self.filter = ScaleFilter(time_constant, max_jump, outlier_patience, echo_timeout)
+        self._lock = threading.Lock()  # the scale state below; never held while a model runs
         self._last_echo: Optional[float] = None
         self._last_scale: Optional[float] = None
         self._last_shift = 0.0
@@ -108,12 +112,13 @@ class DepthEngine:
 
         """
         res = self.pipeline.infer(rgb, echo, sample_rate)
-        self._last_echo = stamp if self._last_echo is None else max(self._last_echo, stamp)
-        if res.fit is not None:
-            self.filter.update(res.fit.scale, stamp)
-            self._last_shift = res.fit.shift
-            self._last_scale = self.filter.value(stamp)
-        self.last_source = SOURCE_ECHO
+        with self._lock:
+            self._last_echo = stamp if self._last_echo is None else max(self._last_echo, stamp)
+            if res.fit is not None:
+                self.filter.update(res.fit.scale, stamp)
+                self._last_shift = res.fit.shift
+                self._last_scale = self.filter.value(stamp)
+            self.last_source = SOURCE_ECHO
         return DepthOutput(res.metric, res.pseudo_dense, res.relative, res.scale, SOURCE_ECHO)
 
     def on_frame(self, rgb: np.ndarray, stamp: float) -> DepthOutput:
@@ -123,21 +128,24 @@ class DepthEngine:
             res = p.infer(rgb)
             return self._out(DepthOutput(res.metric, None, res.relative, res.scale,
                                          SOURCE_VISUAL_ONLY))
-        if not self.echo_stale(stamp):
-            scale = self.filter.value(stamp)
+        with self._lock:
+            stale = self.echo_stale(stamp)
+            scale = None if stale else self.filter.value(stamp)
+            last_scale, shift = self._last_scale, self._last_shift
+        if not stale:
             if p.relative is None or scale is None:
                 return self._out(DepthOutput(None))  # AV without relative: echo frames only
             rel = p.relative_depth(rgb)
-            return self._out(DepthOutput(self._scaled(rel, scale), None, rel, scale,
+            return self._out(DepthOutput(self._scaled(rel, scale, shift), None, rel, scale,
                                          SOURCE_FILTERED))
         if self.fallback == 'visual_model':
             res = self.visual.infer(rgb)
             return self._out(DepthOutput(res.metric, None, res.relative, res.scale,
                                          SOURCE_VISUAL))
-        if self.fallback == 'last_scale' and self._last_scale is not None:
+        if self.fallback == 'last_scale' and last_scale is not None:
             rel = p.relative_depth(rgb)
-            return self._out(DepthOutput(self._scaled(rel, self._last_scale), None, rel,
-                                         self._last_scale, SOURCE_LAST_SCALE))
+            return self._out(DepthOutput(self._scaled(rel, last_scale, shift), None, rel,
+                                         last_scale, SOURCE_LAST_SCALE))
         return self._out(DepthOutput(None))
 
     def echo_stale(self, stamp: float) -> bool:
@@ -150,19 +158,22 @@ class DepthEngine:
 
     def status(self, stamp: float) -> Dict[str, str]:
         """Key values for diagnostics at ``stamp``."""
-        scale = self.filter.value(stamp)
-        age = self.echo_age(stamp)
+        with self._lock:
+            scale = self.filter.value(stamp)
+            age = self.echo_age(stamp)
+            last_scale, source = self._last_scale, self.last_source
         return {
             'echo_age_s': 'none yet' if age is None else f'{age:.3f}',
             'filtered_scale': 'none' if scale is None else f'{scale:.6g}',
-            'last_scale': 'none' if self._last_scale is None else f'{self._last_scale:.6g}',
+            'last_scale': 'none' if last_scale is None else f'{last_scale:.6g}',
             'fallback': self.fallback,
-            'last_source': self.last_source or 'none',
+            'last_source': source or 'none',
         }
 
-    def _scaled(self, rel: np.ndarray, scale: float) -> np.ndarray:
-        return ScaleFit(self.pipeline.scale_method, 'depth', scale, self._last_shift).apply(rel)
+    def _scaled(self, rel: np.ndarray, scale: float, shift: float) -> np.ndarray:
+        return ScaleFit(self.pipeline.scale_method, 'depth', scale, shift).apply(rel)
 
     def _out(self, out: DepthOutput) -> DepthOutput:
-        self.last_source = out.source
+        with self._lock:
+            self.last_source = out.source
         return out
