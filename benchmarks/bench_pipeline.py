@@ -103,7 +103,8 @@ def main() -> None:
                 st['total'].append((t2 - t1) * 1e3)
     load1 = os.getloadavg()
     print(f'camera {h}x{w}; relative {args.relative}; providers {pipes[0].active_providers}; '
-          f'{args.threads} threads; {len(stages[0]["total"])} frames each; load average (1 min) '
+          f'{args.threads} threads, idle threads sleep (no spinning, the pipeline default); '
+          f'{len(stages[0]["total"])} frames each; load average (1 min) '
           f'{load0[0]:.2f} before, {load1[0]:.2f} after')
     for path, pipe, st in zip(args.avs, pipes, stages):
         a = pipe.avs.contract
