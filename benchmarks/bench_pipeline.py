@@ -17,7 +17,8 @@ if missing and ``--avs`` / ``--relative`` name files in it:
 
 Several ``--avs`` files (e.g. an fp32 and an INT8 model, or two versions of one model) are
 measured side by side: in alternating blocks of frames, so load from other processes falls on
-all alike.
+all alike. ``--compare-spinning`` adds the first one again with ONNX Runtime's idle threads
+spin-waiting for work (ONNX Runtime's default; the pipeline's is to let them sleep).
 
 Then the camera-rate path at ``--frame-camera`` (480x640 by default): what the node does for
 the camera frames between echoes (``DepthEngine.on_frame``: the relative model, its map
@@ -59,6 +60,9 @@ def main() -> None:
     p.add_argument('--models-dir', help='export the default-size models here (if missing); '
                                         '--avs and --relative then name files in it')
     p.add_argument('--calib-root', help='with --models-dir: calibrate INT8 on this root')
+    p.add_argument('--compare-spinning', action='store_true',
+                   help="also time the first --avs file with ONNX Runtime's idle threads "
+                        'spin-waiting (its own default; the pipeline lets them sleep)')
     p.add_argument('--default-malloc', action='store_true',
                    help="leave glibc's allocator settings alone (see runtime.memory)")
     args = p.parse_args()
@@ -70,8 +74,11 @@ def main() -> None:
         args.avs = [os.path.join(args.models_dir, a) for a in args.avs]
         args.relative = os.path.join(args.models_dir, args.relative)
     h, w = (int(v) for v in args.camera.split('x'))
-    pipes = [MetricDepthPipeline(a, args.relative, args.providers, intra_op_threads=args.threads)
-             for a in args.avs]
+    runs = [(a, False) for a in args.avs]
+    if args.compare_spinning:
+        runs.append((args.avs[0], True))
+    pipes = [MetricDepthPipeline(a, args.relative, args.providers, intra_op_threads=args.threads,
+                                 intra_op_spinning=spin) for a, spin in runs]
     c = pipes[0].avs.contract
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
@@ -106,9 +113,10 @@ def main() -> None:
           f'{args.threads} threads, idle threads sleep (no spinning, the pipeline default); '
           f'{len(stages[0]["total"])} frames each; load average (1 min) '
           f'{load0[0]:.2f} before, {load1[0]:.2f} after')
-    for path, pipe, st in zip(args.avs, pipes, stages):
+    for (path, spin), pipe, st in zip(runs, pipes, stages):
         a = pipe.avs.contract
-        print(f'{path} ({a.kind}, {a.image_size[0]}x{a.image_size[1]}):')
+        print(f'{path} ({a.kind}, {a.image_size[0]}x{a.image_size[1]})'
+              + (", ONNX Runtime's idle threads spinning" if spin else '') + ':')
         for k, v in st.items():
             if v:
                 print(f'  {names[k]:26s} p50 {statistics.median(v):7.2f} ms   '
