@@ -22,8 +22,8 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.core.errors import AvsInputError
+from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.simulate import (acoustic_config, BASE_TIME, FRAME_PERIOD,
                                            LocationSimulator)
 from avs_net_ros.runtime.memory import keep_freed_memory
@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
                    help='keep metric size cues in the images (fixed doors, metric textures)')
     p.add_argument('--photometric-texture', type=float, default=None, metavar='FRACTION',
                    help='fraction of scenes dressed for photometric self-supervision: texture '
-                        'contrast x3 and posters on the walls (default: the family\'s, 0 for '
+                        "contrast x3 and posters on the walls (default: the family's, 0 for "
                         'the built-in ones: the plain catalogue textures)')
     p.add_argument('--train', type=int, default=40)
     p.add_argument('--val', type=int, default=10)

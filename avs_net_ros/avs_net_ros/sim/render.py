@@ -228,9 +228,9 @@ def _draw_posters(scene: Scene, wall: int, u: np.ndarray, v: np.ndarray,
         colour = np.stack([lattice_hash(cu, cv, poster.seed + 101 * c) for c in range(3)], 1)
         # Stretch each block's colour away from grey so neighbouring blocks differ strongly.
         colour = np.clip(0.5 + 1.6 * (colour - 0.5), 0.05, 0.95)
+        frame = 0.06 * min(poster.width, poster.height)
         edge = np.minimum(np.minimum(pu, 1 - pu) * poster.width,
-                          np.minimum(pv, 1 - pv) * poster.height) < 0.06 * min(poster.width,
-                                                                              poster.height)
+                          np.minimum(pv, 1 - pv) * poster.height) < frame
         colour[edge] = 0.08
         albedo[inside] = colour
 
