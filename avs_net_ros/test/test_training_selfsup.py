@@ -248,6 +248,33 @@ def test_export_validate_and_run_in_the_pipeline(tmp_path, model_set, capsys):
         load_disparity_net(str(bad))
 
 
+def test_evaluate_scores_another_set_given_by_set_overrides(tmp_path, triplets, capsys):
+    from dataclasses import asdict
+    import json
+    import yaml
+    from training.models.monodepth import SelfSupervisedNet
+    from training.selfsup.evaluate import FLAT, main as evaluate_main
+    root, _, _ = triplets
+    cfg = _tiny_config(tmp_path)
+    ckpt = tmp_path / 'best.pt'
+    torch.save({'config': asdict(cfg), 'model': SelfSupervisedNet(cfg.model).state_dict()},
+               ckpt)
+    data = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, for YAML
+    data['data'] = {'val': {'root': str(tmp_path / 'elsewhere'), 'layout': 'bv1',
+                            'split': 'val'}}
+    config = tmp_path / 'config.yaml'
+    config.write_text(yaml.safe_dump(data))
+    args = ['--config', str(config), '--checkpoint', str(ckpt),
+            '--set', f'data.val.root={root}']
+    evaluate_main(args)
+    full = capsys.readouterr().out
+    assert '(0 < gt <= 12 m)' in full and FLAT in full and str(ckpt) in full
+    evaluate_main(args + ['--set', 'data.val.eval_max_depth=1.5'])
+    near = capsys.readouterr().out
+    assert '(0 < gt <= 1.5 m)' in near
+    assert near.splitlines()[-1] != full.splitlines()[-1]  # fewer pixels scored
+
+
 def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import os
     import pathlib
