@@ -98,6 +98,34 @@ def test_the_photometric_loss_leads_gradient_descent_to_the_true_pose(views):
     assert torch.allclose(t.detach(), true_t, atol=0.03), (t, true_t)
 
 
+def test_normalised_depth_makes_the_loss_blind_to_the_disparity_level(views):
+    from training.selfsup.losses import SelfSupervisedLoss
+    world, target_pose, source_pose = views
+    target, depth = _render(world, target_pose)
+    source, _ = _render(world, source_pose)
+    k = _camera()
+    pose = pose_matrix(*_relative_pose(target_pose, source_pose))
+    lo, hi = 1 / 12.0, 1 / 0.1
+
+    def sigmoid_for(disparity):
+        return (disparity - lo) / (hi - lo)
+
+    # The true disparity and twice it (both inside the sigmoid's range): one scene, one scale.
+    level1, level2 = sigmoid_for(1 / depth), sigmoid_for(2 / depth)
+    assert 0 < level1.min() and level2.max() < 1
+    for normalise in (False, True):
+        loss = SelfSupervisedLoss(0.1, 12.0, smoothness_weight=0.0, automask=False,
+                                  normalise_depth=normalise)
+        a = loss(target, [source], [pose], [level1], k)['photometric']
+        b = loss(target, [source], [pose], [level2], k)['photometric']
+        if normalise:
+            # Warped with depth / mean depth, the level cancels: no drift has any pull.
+            assert torch.isclose(a, b, rtol=1e-4), (a, b)
+        else:
+            # Without it only the true level (for this translation) reconstructs the target.
+            assert b > 2 * a, (a, b)
+
+
 def test_automask_removes_the_pixels_of_a_static_frame(views):
     world, target_pose, source_pose = views
     target, depth = _render(world, target_pose)
