@@ -113,12 +113,12 @@ def test_normalised_depth_makes_the_loss_blind_to_the_disparity_level(views):
     # The true disparity and twice it (both inside the sigmoid's range): one scene, one scale.
     level1, level2 = sigmoid_for(1 / depth), sigmoid_for(2 / depth)
     assert 0 < level1.min() and level2.max() < 1
-    for normalise in (False, True):
+    for normalised in (False, True):
         loss = SelfSupervisedLoss(0.1, 12.0, smoothness_weight=0.0, automask=False,
-                                  normalise_depth=normalise)
+                                  normalise_depth=normalised)
         a = loss(target, [source], [pose], [level1], k)['photometric']
         b = loss(target, [source], [pose], [level2], k)['photometric']
-        if normalise:
+        if normalised:
             # Warped with depth / mean depth, the level cancels: no drift has any pull.
             assert torch.isclose(a, b, rtol=1e-4), (a, b)
         else:
