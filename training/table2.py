@@ -1,7 +1,7 @@
 """Table 2 of the paper on the simulated benchmark: relative models scaled by V and by AV.
 
     python -m training.table2 --root artifacts/sim_benchmark --out artifacts/table2 \
-        --midas-style [--relative NAME=MODEL.onnx[:DESCRIPTION.yaml] ...]
+        --midas-style [--relative NAME=MODEL.onnx[:DESCRIPTION.yaml] ...] [--label NAME=TEXT]
 
 For the benchmark root of ``training.sim_benchmark`` (``seed_<N>/{v,av}/best.pt`` per seed,
 the shared relative model ``seed_<first>/relative/best.pt``, the SimBV2 and SimBV1fam test
@@ -31,7 +31,8 @@ Relative models: ``supervised`` (the benchmark's, depth up to scale; ``--no-supe
 leaves it out), ``midas_style`` (``--midas-style``), and any ``--relative NAME=MODEL.onnx``
 (with metadata, e.g. a self-supervised model that declares disparity output) or
 ``--relative NAME=MODEL.onnx:DESCRIPTION.yaml`` (a third-party file and its description,
-e.g. ``avs_net_ros/config/foreign/midas_v21_small.yaml``).
+e.g. ``avs_net_ros/config/foreign/midas_v21_small.yaml``); ``--label NAME=TEXT`` says in the
+table what such a model is (default: its name).
 """
 
 import argparse
@@ -235,18 +236,32 @@ def eval_command(bag: str, out: str, variants: Dict[int, Tuple[str, str]],
     return cmd + (['--quiet'] if quiet else [])
 
 
-def row_name(relative: str, row: str) -> str:
-    """Return the summary's row name for a relative model's Table 2 row."""
-    return f'{LABELS.get(relative, relative)}: {ROW_LABELS[row]}'
+def parse_label(text: str) -> Tuple[str, str]:
+    """Parse ``NAME=TEXT`` into (name, text)."""
+    name, sep, label = text.partition('=')
+    if not sep or not name or not label.strip():
+        raise argparse.ArgumentTypeError(f'--label takes NAME=TEXT, got {text!r}')
+    return name, label.strip()
 
 
-def per_seed_results(results: Dict[str, dict], seeds: Sequence[int]) -> Dict[int, dict]:
+def row_name(relative: str, row: str, labels: Optional[Dict[str, str]] = None) -> str:
+    """Return the summary's row name for a relative model's Table 2 row.
+
+    ``labels`` (from ``--label``) name models beyond ``LABELS``; unnamed ones read as their name.
+    """
+    label = {**LABELS, **(labels or {})}.get(relative, relative)
+    return f'{label}: {ROW_LABELS[row]}'
+
+
+def per_seed_results(results: Dict[str, dict], seeds: Sequence[int],
+                     labels: Optional[Dict[str, str]] = None) -> Dict[int, dict]:
     """Turn avs_eval_bag's results.json per test set into ``seed_summary.aggregate``'s input.
 
     {seed: {test set: {'metrics': {row: {metric}}, 'gain_pairs', 'aide', 'max_depth',
     'count'}}}, the rows of every relative model in TABLE2_ROWS order; AIDE_k is the first
-    relative model's Proposed over Baseline.
+    relative model's Proposed over Baseline. ``labels`` as for ``row_name``.
     """
+    names = {**LABELS, **(labels or {})}
     out: Dict[int, dict] = {s: {} for s in seeds}
     for name, res in results.items():
         relatives = list(res['relatives'])
@@ -259,9 +274,9 @@ def per_seed_results(results: Dict[str, dict], seeds: Sequence[int]) -> Dict[int
                     raise SystemExit(f'{name}: seed {s}, relative model {r}: no {missing} rows '
                                      f'were scored')
                 for row in TABLE2_ROWS:
-                    metrics[row_name(r, row)] = table[r][row]
-                pairs[f'{LABELS.get(r, r)}: after scaling'] = (row_name(r, ROW_BASELINE),
-                                                               row_name(r, ROW_PROPOSED))
+                    metrics[row_name(r, row, labels)] = table[r][row]
+                pairs[f'{names.get(r, r)}: after scaling'] = (
+                    row_name(r, ROW_BASELINE, labels), row_name(r, ROW_PROPOSED, labels))
             aide = {int(e['band']): (e['aide_m'], e['images'])
                     for e in res['aide'][f'seed{s}'].get(relatives[0], [])}
             out[s][name] = {'metrics': metrics, 'gain_pairs': pairs, 'aide': aide,
@@ -285,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar='NAME=MODEL.onnx[:DESCRIPTION.yaml]',
                    help='a relative model to scale (repeat); a description makes it a '
                         'third-party file fed only through it')
+    p.add_argument('--label', action='append', default=[], type=parse_label,
+                   metavar='NAME=TEXT',
+                   help="what a --relative model is, as the table's rows name it (repeat)")
     p.add_argument('--no-supervised', action='store_true',
                    help="leave out the benchmark's supervised relative model")
     p.add_argument('--midas-style', action='store_true',
@@ -316,6 +334,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise SystemExit(f'--relative {name}: no such file {model}')
         if desc:
             read_spec_file(desc)
+    labels = dict(args.label)
+    unknown = sorted(set(labels) - {name for name, _, _ in args.relative})
+    if unknown:
+        raise SystemExit(f'--label {unknown[0]}: no --relative model of that name')
     models = os.path.join(args.out, 'models')
     variants = {s: (export(os.path.join(args.root, f'seed_{s}', 'av', 'best.pt'),
                            os.path.join(models, f'seed_{s}', 'avs_av.onnx')),
@@ -350,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             results[name] = json.load(f)
     from training.seed_summary import aggregate, write_summary
 
-    text = write_summary(aggregate(per_seed_results(results, seeds)),
+    text = write_summary(aggregate(per_seed_results(results, seeds, labels)),
                          os.path.join(args.out, 'table'))
     print(text)
     say(f'done in {time.time() - t0:.0f} s; load average {load0:.1f} at the start, '

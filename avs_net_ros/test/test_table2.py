@@ -162,6 +162,15 @@ def test_relative_option_and_bad_inputs(bench, tmp_path):
                      '--no-supervised', '--relative', 'x=missing.onnx', '--quiet'])
     with pytest.raises(SystemExit, match='no seed_'):
         table2.main(['--root', str(tmp_path), '--config', config, '--out', str(tmp_path)])
+    assert table2.parse_label('ss= Self-supervised (x) ') == ('ss', 'Self-supervised (x)')
+    with pytest.raises(Exception, match='NAME=TEXT'):
+        table2.parse_label('ss=')
+    model = str(tmp_path / 'm.onnx')
+    open(model, 'wb').close()
+    with pytest.raises(SystemExit, match='--label other: no --relative model'):
+        table2.main(['--root', root, '--config', config, '--out', str(tmp_path),
+                     '--no-supervised', '--relative', f'ss={model}', '--label', 'other=X',
+                     '--quiet'])
 
 
 def _results(seed_values):
@@ -199,6 +208,12 @@ def test_aggregation_is_mean_and_sample_sd_per_row_and_model(tmp_path):
     assert agg['aide'][0] == pytest.approx((0.15, np.std([0.1, 0.2], ddof=1), 2))
     text = write_summary(aggregate(per), str(tmp_path))
     assert f'| {label}: scaled by AV (Proposed) | 0.350 ± 0.071 |' in text
+    # --label names a model in the rows and gains; without one it reads as its name
+    named = aggregate(table2.per_seed_results({'zero_shot': res}, [1, 2],
+                                              {'midas_style': 'Named (x)'}))['zero_shot']
+    assert 'Named (x): scaled by AV (Proposed)' in named['metrics']
+    assert 'Named (x): after scaling' in named['gains']
+    assert table2.row_name('other', 'Baseline') == 'other: scaled by V (Baseline)'
     # a relative model without one of the rows is an error, not a silent gap
     del res['table2']['seed2']['supervised']['GT oracle']
     with pytest.raises(SystemExit, match="seed 2, relative model supervised: no \\['GT oracle'"):

@@ -98,6 +98,34 @@ def test_the_photometric_loss_leads_gradient_descent_to_the_true_pose(views):
     assert torch.allclose(t.detach(), true_t, atol=0.03), (t, true_t)
 
 
+def test_normalised_depth_makes_the_loss_blind_to_the_disparity_level(views):
+    from training.selfsup.losses import SelfSupervisedLoss
+    world, target_pose, source_pose = views
+    target, depth = _render(world, target_pose)
+    source, _ = _render(world, source_pose)
+    k = _camera()
+    pose = pose_matrix(*_relative_pose(target_pose, source_pose))
+    lo, hi = 1 / 12.0, 1 / 0.1
+
+    def sigmoid_for(disparity):
+        return (disparity - lo) / (hi - lo)
+
+    # The true disparity and twice it (both inside the sigmoid's range): one scene, one scale.
+    level1, level2 = sigmoid_for(1 / depth), sigmoid_for(2 / depth)
+    assert 0 < level1.min() and level2.max() < 1
+    for normalised in (False, True):
+        loss = SelfSupervisedLoss(0.1, 12.0, smoothness_weight=0.0, automask=False,
+                                  normalise_depth=normalised)
+        a = loss(target, [source], [pose], [level1], k)['photometric']
+        b = loss(target, [source], [pose], [level2], k)['photometric']
+        if normalised:
+            # Warped with depth / mean depth, the level cancels: no drift has any pull.
+            assert torch.isclose(a, b, rtol=1e-4), (a, b)
+        else:
+            # Without it only the true level (for this translation) reconstructs the target.
+            assert b > 2 * a, (a, b)
+
+
 def test_automask_removes_the_pixels_of_a_static_frame(views):
     world, target_pose, source_pose = views
     target, depth = _render(world, target_pose)
@@ -246,6 +274,33 @@ def test_export_validate_and_run_in_the_pipeline(tmp_path, model_set, capsys):
     torch.save({'config': {'model': {'variant': 'relative'}}, 'model': {}}, bad)
     with pytest.raises(ValueError, match='not a self-supervised checkpoint'):
         load_disparity_net(str(bad))
+
+
+def test_evaluate_scores_another_set_given_by_set_overrides(tmp_path, triplets, capsys):
+    from dataclasses import asdict
+    import json
+    import yaml
+    from training.models.monodepth import SelfSupervisedNet
+    from training.selfsup.evaluate import FLAT, main as evaluate_main
+    root, _, _ = triplets
+    cfg = _tiny_config(tmp_path)
+    ckpt = tmp_path / 'best.pt'
+    torch.save({'config': asdict(cfg), 'model': SelfSupervisedNet(cfg.model).state_dict()},
+               ckpt)
+    data = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, for YAML
+    data['data'] = {'val': {'root': str(tmp_path / 'elsewhere'), 'layout': 'bv1',
+                            'split': 'val'}}
+    config = tmp_path / 'config.yaml'
+    config.write_text(yaml.safe_dump(data))
+    args = ['--config', str(config), '--checkpoint', str(ckpt),
+            '--set', f'data.val.root={root}']
+    evaluate_main(args)
+    full = capsys.readouterr().out
+    assert '(0 < gt <= 12 m)' in full and FLAT in full and str(ckpt) in full
+    evaluate_main(args + ['--set', 'data.val.eval_max_depth=1.5'])
+    near = capsys.readouterr().out
+    assert '(0 < gt <= 1.5 m)' in near
+    assert near.splitlines()[-1] != full.splitlines()[-1]  # fewer pixels scored
 
 
 def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:

@@ -60,6 +60,8 @@ class LossConfig:
     smoothness_weight: float = 1e-3  # edge-aware smoothness, divided by 2**scale
     automask: bool = True  # auto-mask pixels the unwarped source explains better
     min_reprojection: bool = True  # per-pixel minimum over sources (False: the mean)
+    # Warp with depth divided by its per-image mean (not in Monodepth2; training.selfsup.losses)
+    normalise_depth: bool = False
 
 
 @dataclass

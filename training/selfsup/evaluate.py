@@ -1,12 +1,15 @@
 """Score self-supervised checkpoints on a config's validation set, next to a flat baseline.
 
     python -m training.selfsup.evaluate --config training/configs/selfsup_sim.yaml \
-        --checkpoint artifacts/selfsup_sim/run/best.pt [--checkpoint other.pt ...]
+        --checkpoint artifacts/selfsup_sim/run/best.pt [--checkpoint other.pt ...] \
+        [--set data.val.root=OTHER_ROOT --set data.val.split=test ...]
 
 Each model's depth (1 / disparity) is median-scaled to the ground truth per image (the
 relative-depth oracle, ``training.evaluation``) and scored with ``avs_net_ros.core.metrics`` at
 the ground truth's resolution. The flat row predicts one depth for every pixel, scaled the
-same way: what a relative model that learned no structure would score.
+same way: what a relative model that learned no structure would score. ``--set`` overrides the
+config as the trainer's does, e.g. to score another set; a ``data.val.eval_max_depth`` limits
+the scored ground truth below the data's ``max_depth`` (as the supervised test sets do).
 """
 
 import argparse
@@ -56,15 +59,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument('--checkpoint', action='append', default=[],
                    help='best.pt of a run (repeatable)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='config override, e.g. data.val.root=OTHER_ROOT (repeatable)')
     args = p.parse_args(argv)
-    config = load_selfsup_config(args.config)
+    config = load_selfsup_config(args.config, args.set)
     if not config.data.val:
         p.error(f'{args.config} has no data.val to score on')
     data = build_dataset(config.data.val, tuple(config.model.image_size), 'data.val')
     models: Dict[str, nn.Module] = {FLAT: FlatDepth()}
     for path in args.checkpoint:
         models[path] = DepthFromDisparity(load_disparity_net(path)[0])
-    max_depth = getattr(data, 'max_depth', None) or config.model.max_depth
+    max_depth = (config.data.val.get('eval_max_depth') or getattr(data, 'max_depth', None)
+                 or config.model.max_depth)
     rows = score(models, data, max_depth, args.threads)
     print(f'Relative depth median-scaled to the ground truth, {config.data.val["root"]} '
           f'{config.data.val["split"]} (0 < gt <= {max_depth:g} m):')

@@ -8,6 +8,12 @@ adds the error of the *unwarped* sources to that minimum: a pixel whose unwarped
 matches better (a static camera, an object moving with it) is not optimised. The edge-aware
 smoothness of the mean-normalised disparity (weight 1e-3, halved per scale) is added at each
 scale's own resolution, and the scales are averaged.
+
+``normalise_depth`` (off in Monodepth2) divides each image's depth by its mean before warping
+(Wang et al., "Learning Depth from Monocular Videos using Direct Methods", CVPR 2018). Depth
+and translation are only known up to a common scale, so without it nothing holds the
+disparity's overall level: trained from scratch, it can drift into a sigmoid end, where the
+map is flat and has no gradient. Normalised, the warp does not depend on that level.
 """
 
 from dataclasses import dataclass
@@ -98,13 +104,15 @@ class SelfSupervisedLoss(nn.Module):
         smoothness_weight: Edge-aware smoothness weight (1e-3), divided by 2**scale.
         automask: Auto-mask stationary pixels.
         use_min: Per-pixel minimum over sources (False: their mean, Monodepth2's baseline).
+        normalise_depth: Warp with each image's depth divided by its mean (module docstring).
 
     """
 
     def __init__(self, min_depth: float, max_depth: float, ssim_weight: float = 0.85,
                  smoothness_weight: float = 1e-3, automask: bool = True,
-                 use_min: bool = True) -> None:
+                 use_min: bool = True, normalise_depth: bool = False) -> None:
         super().__init__()
+        self.normalise_depth = normalise_depth
         self.min_depth, self.max_depth = min_depth, max_depth
         self.ssim_weight, self.smoothness_weight = ssim_weight, smoothness_weight
         self.automask, self.use_min = automask, use_min
@@ -128,6 +136,8 @@ class SelfSupervisedLoss(nn.Module):
             full = sig if sig.shape[-2:] == (h, w) else F.interpolate(
                 sig, (h, w), mode='bilinear', align_corners=False)
             _, depth = disparity_to_depth(full, self.min_depth, self.max_depth)
+            if self.normalise_depth:
+                depth = depth / depth.mean((1, 2, 3), keepdim=True)
             warped = [warp(s, depth, p, k) for s, p in zip(sources, poses)]
             terms = min_reprojection(target, sources, warped, self.ssim_weight, self.automask,
                                      self.use_min)

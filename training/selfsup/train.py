@@ -51,7 +51,7 @@ class SelfSupervisedTrainer(Trainer):
         c, m = config.loss, config.model
         self.criterion = SelfSupervisedLoss(m.min_depth, m.max_depth, c.ssim_weight,
                                             c.smoothness_weight, c.automask,
-                                            c.min_reprojection)
+                                            c.min_reprojection, c.normalise_depth)
 
     def build_model(self) -> nn.Module:
         """Build the disparity and pose networks (one module, for DDP)."""

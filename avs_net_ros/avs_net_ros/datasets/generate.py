@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.datasets import bv1, bv2
 from avs_net_ros.datasets.simulate import (acoustic_config, BASE_TIME, FRAME_PERIOD,
                                            LocationSimulator)
@@ -90,7 +91,8 @@ def _meta(layout: str, family: SceneFamily, seed: int, sim: LocationSimulator,
                   'ceiling_material': scene.ceiling_material,
                   'boxes': [{k: (round(v, 4) if isinstance(v, float) else v)
                              for k, v in asdict(b).items()} for b in scene.boxes],
-                  'scale': round(scene.scale, 4), 'scale_ambiguity': scene.scale_ambiguity},
+                  'scale': round(scene.scale, 4), 'scale_ambiguity': scene.scale_ambiguity,
+                  **_dressing(scene)},
         'audio': {'sample_rate': ac.sample_rate, 'num_samples': ac.num_samples,
                   'emit_sample': ac.emit_sample,
                   'direct_path_onset': int(round(ac.emit_sample + flight)),
@@ -107,6 +109,15 @@ def _meta(layout: str, family: SceneFamily, seed: int, sim: LocationSimulator,
         'poses': [[round(p.x, 4), round(p.y, 4), round(p.z, 4), round(p.yaw, 5),
                    round(p.pitch, 5)] for p in sim.poses],
     }
+
+
+def _dressing(scene) -> dict:
+    """Return a dressed scene's texture contrast and posters (nothing for an undressed one)."""
+    if scene.texture_contrast == 1.0 and not scene.posters:
+        return {}
+    return {'texture_contrast': round(scene.texture_contrast, 4),
+            'posters': [{k: (round(v, 4) if isinstance(v, float) else v)
+                         for k, v in asdict(p).items()} for p in scene.posters]}
 
 
 def generate(out: str, layout: str = 'bv2', counts: Optional[Dict[str, int]] = None,
@@ -188,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="YAML file of family parameters ('base' names the family to start from)")
     p.add_argument('--no-scale-ambiguity', action='store_true',
                    help='keep metric size cues in the images (fixed doors, metric textures)')
+    p.add_argument('--photometric-texture', type=float, default=None, metavar='FRACTION',
+                   help='fraction of scenes dressed for photometric self-supervision: texture '
+                        "contrast x3 and posters on the walls (default: the family's, 0 for "
+                        'the built-in ones: the plain catalogue textures)')
     p.add_argument('--train', type=int, default=40)
     p.add_argument('--val', type=int, default=10)
     p.add_argument('--test', type=int, default=10)
@@ -219,6 +234,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         family = get_family(args.family or DEFAULT_FAMILY[args.layout])
     if args.no_scale_ambiguity:
         family = replace(family, scale_ambiguity=False)
+    if args.photometric_texture is not None:
+        try:
+            family = replace(family, photometric_texture=args.photometric_texture)
+        except AvsInputError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
     w, h = DEFAULT_SIZE[args.layout]
     overrides = {}
     if args.max_order is not None:

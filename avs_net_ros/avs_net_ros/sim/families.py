@@ -11,6 +11,14 @@ room and a 9 m one look alike and only the echoes tell them apart. With it off, 
 at a fixed robot height, doors are 2.05 m x 0.9 m, textures have metric periods and lamps fall off
 as 1/d^2, so the image alone carries metric cues.
 
+``photometric_texture`` (0 by default: off): the fraction of scenes dressed for photometric
+self-supervision (Monodepth2-style triplets). The catalogue's plaster, concrete and glass walls
+and plaster ceilings vary by about a tenth of their brightness, so an SSIM + L1 reprojection
+loss has almost nothing to match on most of the image. A dressed scene multiplies every
+texture's contrast by ``texture_contrast`` and hangs posters (colour blocks in a dark frame,
+``poster_density`` per room unit of wall) on its walls. It is drawn after everything else, so
+with 0 the scenes, trajectories and images are those of a family without it.
+
 Families: 'bv2_like' (rooms, corridors, L-shapes and halls up to ~30 m, 30 m max depth) and
 'bv1_like' (smaller rooms and corridors, 12 m max depth).
 """
@@ -23,7 +31,7 @@ from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.sim.materials import (CEILING_MATERIALS, FLOOR_MATERIALS, OBJECT_MATERIALS,
                                        WALL_MATERIALS)
 from avs_net_ros.sim.rig import CameraPose
-from avs_net_ros.sim.scene import Box, Door, Lamp, Scene
+from avs_net_ros.sim.scene import Box, Door, Lamp, Poster, Scene
 
 import numpy as np
 
@@ -54,6 +62,10 @@ class SceneFamily:
         sensor_max_range: Farthest depth the simulated stereo camera reports (m).
         step: Robot translation per frame (m, in a room of scale 1).
         turn_deg: Largest heading change per frame (degrees).
+        photometric_texture: Fraction of scenes dressed for photometric losses (see the module
+            docstring); 0 = none.
+        texture_contrast: Texture contrast factor of a dressed scene.
+        poster_density: Posters per room unit of wall length in a dressed scene.
 
     """
 
@@ -79,19 +91,36 @@ class SceneFamily:
     sensor_max_range: float = 20.0
     step: float = 0.06
     turn_deg: float = 1.5
+    photometric_texture: float = 0.0
+    texture_contrast: float = 3.0
+    poster_density: float = 0.7
 
     def __post_init__(self) -> None:
-        """Fill default shapes and reject unknown ones."""
+        """Fill default shapes and reject unknown ones and bad dressing settings."""
         shapes = dict(self.shapes or {'room': 0.4, 'corridor': 0.25, 'lshape': 0.2,
                                       'hall': 0.15})
         unknown = set(shapes) - {'room', 'corridor', 'lshape', 'hall'}
         if unknown or not shapes or min(shapes.values()) < 0 or sum(shapes.values()) <= 0:
             raise AvsInputError(f'family {self.name!r}: bad shapes {shapes}')
         object.__setattr__(self, 'shapes', shapes)
+        if not 0 <= self.photometric_texture <= 1:
+            raise AvsInputError(f'family {self.name!r}: photometric_texture is a fraction of '
+                                f'scenes in [0, 1], got {self.photometric_texture}')
+        if self.texture_contrast <= 0 or self.poster_density < 0:
+            raise AvsInputError(f'family {self.name!r}: need texture_contrast > 0 and '
+                                f'poster_density >= 0, got {self.texture_contrast}, '
+                                f'{self.poster_density}')
 
     def to_dict(self) -> Dict[str, Any]:
-        """Return the parameters as plain YAML-friendly types."""
+        """Return the parameters as plain YAML-friendly types.
+
+        The dressing settings are left out when ``photometric_texture`` is 0 (they do nothing
+        then), so an undressed family's ``sim_meta.yaml`` reads as before they existed.
+        """
         d = asdict(self)
+        if not self.photometric_texture:
+            for key in ('photometric_texture', 'texture_contrast', 'poster_density'):
+                del d[key]
         d['shapes'] = dict(self.shapes)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
@@ -222,7 +251,33 @@ def sample_scene(family: SceneFamily, rng: np.random.Generator) -> Scene:
                 radius = 0.25 * unit if family.scale_ambiguity else 0.25
                 lamps.append(Lamp(float(lx), float(ly), radius, float(rng.uniform(0.7, 1.3))))
                 break
-    return replace(scene, boxes=tuple(boxes), doors=tuple(doors), lamps=tuple(lamps))
+    scene = replace(scene, boxes=tuple(boxes), doors=tuple(doors), lamps=tuple(lamps))
+    # Drawn last and only when on, so an undressed family's random stream is unchanged.
+    if family.photometric_texture and rng.random() < family.photometric_texture:
+        scene = dress_for_photometry(scene, family, rng)
+    return scene
+
+
+def dress_for_photometry(scene: Scene, family: SceneFamily, rng: np.random.Generator) -> Scene:
+    """Return ``scene`` with texture contrast ``family.texture_contrast`` and posters.
+
+    Posters sit in slots along each wall (``family.poster_density`` per room unit), each
+    0.4 to 1.0 units wide and tall, 0.3 to 1.2 units above the floor and below the ceiling.
+    """
+    unit = scene.scale
+    posters = []
+    for wall, (x0, y0, x1, y1) in enumerate(scene.edges):
+        length = math.hypot(x1 - x0, y1 - y0)
+        n = int(rng.poisson(family.poster_density * length / unit))
+        for _ in range(n):
+            w, h = rng.uniform(0.4, 1.0, 2) * unit
+            bottom = float(rng.uniform(0.3, 1.2)) * unit
+            if w > length - 0.2 or bottom + h > 0.95 * scene.height:
+                continue
+            posters.append(Poster(wall, float(rng.uniform(0.1, length - w - 0.1)), bottom,
+                                  float(w), float(h), int(rng.integers(1 << 30))))
+    return replace(scene, texture_contrast=float(family.texture_contrast),
+                   posters=tuple(posters))
 
 
 def _overlap(x: float, y: float, w: float, d: float, b: Box, gap: float) -> bool:

@@ -10,6 +10,11 @@ Lighting is ambient plus Lambertian light from the ceiling lamps (no shadows). I
 scale-ambiguous scene both texture periods and the lamps' falloff are measured in units of
 ``scene.scale``, so scaling the scene and the camera position by k leaves the image unchanged;
 otherwise periods are metres and lamps fall off as 1/d^2, which leaks absolute distance.
+
+A scene's ``texture_contrast`` (1 by default: the catalogue's textures unchanged) multiplies
+each texture's deviation from its material's base colour, and its posters are painted on their
+walls (under the doors): both exist for photometric self-supervision, which has little to match
+on the catalogue's plaster and concrete walls (``SceneFamily.photometric_texture``).
 """
 
 from dataclasses import dataclass
@@ -19,7 +24,7 @@ from avs_net_ros.core.errors import AvsInputError
 from avs_net_ros.sim.materials import get_material
 from avs_net_ros.sim.rig import CameraPose, Intrinsics
 from avs_net_ros.sim.scene import Scene
-from avs_net_ros.sim.textures import texture_rgb
+from avs_net_ros.sim.textures import lattice_hash, texture_rgb
 
 import numpy as np
 
@@ -175,7 +180,11 @@ def render(scene: Scene, pose: CameraPose, intr: Intrinsics) -> RenderOutput:
             u, v = p[0], p[2]
         period = mat.period * unit
         albedo = texture_rgb(mat, u / period, v / period, seed=idx * 7919 + 13)
+        if scene.texture_contrast != 1.0:
+            base = np.asarray(mat.color, dtype=np.float32)
+            albedo = np.clip(base + (albedo - base) * np.float32(scene.texture_contrast), 0, 1)
         if kind == 'wall':
+            _draw_posters(scene, idx, u, v, albedo)
             _draw_doors(scene, idx, u, v, albedo)
         colour = albedo * _shade(scene, p, normal, unit)[:, None]
         if kind == 'ceiling' and scene.lamps:
@@ -201,6 +210,29 @@ def _draw_doors(scene: Scene, wall: int, u: np.ndarray, v: np.ndarray,
                 | (door.height - v < frame))
         colour = np.where(edge[:, None], _DOOR_FRAME, _DOOR)
         albedo[inside] = colour[inside]
+
+
+def _draw_posters(scene: Scene, wall: int, u: np.ndarray, v: np.ndarray,
+                  albedo: np.ndarray) -> None:
+    """Paint the posters of ``wall``: a 3 x 4 grid of saturated colour blocks in a dark frame."""
+    for poster in scene.posters:
+        if poster.wall != wall:
+            continue
+        pu = (u - poster.offset) / poster.width
+        pv = (v - poster.bottom) / poster.height
+        inside = (pu >= 0) & (pu <= 1) & (pv >= 0) & (pv <= 1)
+        if not np.any(inside):
+            continue
+        pu, pv = pu[inside], pv[inside]
+        cu, cv = np.floor(pu * 3), np.floor(pv * 4)
+        colour = np.stack([lattice_hash(cu, cv, poster.seed + 101 * c) for c in range(3)], 1)
+        # Stretch each block's colour away from grey so neighbouring blocks differ strongly.
+        colour = np.clip(0.5 + 1.6 * (colour - 0.5), 0.05, 0.95)
+        frame = 0.06 * min(poster.width, poster.height)
+        edge = np.minimum(np.minimum(pu, 1 - pu) * poster.width,
+                          np.minimum(pv, 1 - pv) * poster.height) < frame
+        colour[edge] = 0.08
+        albedo[inside] = colour
 
 
 def _lamp_discs(scene: Scene, p: List[np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Indoor scene geometry: an extruded rectilinear floor plan, box obstacles, doors and lamps.
+"""Indoor scene geometry: an extruded rectilinear floor plan, boxes, doors, posters and lamps.
 
 Units are metres, z is up. The floor plan is a simple polygon given counter-clockwise; walls are
 its edges extruded from the floor (z = 0) to the ceiling (z = height). Boxes stand on the floor
@@ -52,6 +52,27 @@ class Door:
 
 
 @dataclass(frozen=True)
+class Poster:
+    """A flat picture on wall ``wall``: ``offset`` m along it, ``bottom`` m above the floor.
+
+    Posters only change how the wall looks (blocks of saturated colour in a dark frame, drawn
+    from ``seed``); they are too thin to change the echoes.
+    """
+
+    wall: int
+    offset: float
+    bottom: float
+    width: float
+    height: float
+    seed: int = 0
+
+    def scaled(self, k: float) -> 'Poster':
+        """Return the poster with all lengths multiplied by ``k``."""
+        return replace(self, offset=self.offset * k, bottom=self.bottom * k,
+                       width=self.width * k, height=self.height * k)
+
+
+@dataclass(frozen=True)
 class Lamp:
     """A ceiling lamp: an emissive disc of ``radius`` at (x, y) that also lights the room."""
 
@@ -78,6 +99,9 @@ class Scene:
         boxes: Box obstacles standing on the floor.
         doors: Doors drawn on walls.
         lamps: Ceiling lamps.
+        posters: Pictures on walls (see :class:`Poster`).
+        texture_contrast: Factor on every texture's deviation from its material's base colour
+            (1 = the catalogue's textures; more gives photometric losses more to match).
         scale: Reference length (m) of a scale-ambiguous scene; see the module docstring.
         scale_ambiguity: When True, textures and lighting are measured in units of ``scale``
             (the image cannot tell the room's absolute size); when False they are in metres
@@ -95,6 +119,8 @@ class Scene:
     boxes: Tuple[Box, ...] = ()
     doors: Tuple[Door, ...] = ()
     lamps: Tuple[Lamp, ...] = ()
+    posters: Tuple[Poster, ...] = ()
+    texture_contrast: float = 1.0
     scale: float = 1.0
     scale_ambiguity: bool = True
     ambient: float = 0.35
@@ -108,9 +134,9 @@ class Scene:
             raise AvsInputError(f'floor_plan must be (K>=3, 2), got shape {plan.shape}')
         if _signed_area(plan) <= 0:
             raise AvsInputError('floor_plan must be counter-clockwise with positive area')
-        if self.height <= 0 or self.scale <= 0:
-            raise AvsInputError(f'height and scale must be positive, got {self.height}, '
-                                f'{self.scale}')
+        if self.height <= 0 or self.scale <= 0 or self.texture_contrast <= 0:
+            raise AvsInputError(f'height, scale and texture_contrast must be positive, got '
+                                f'{self.height}, {self.scale}, {self.texture_contrast}')
         if len(self.wall_materials) != len(plan):
             raise AvsInputError(f'{len(self.wall_materials)} wall materials for {len(plan)} '
                                 f'walls')
@@ -120,6 +146,10 @@ class Scene:
         for door in self.doors:
             if not 0 <= door.wall < len(plan):
                 raise AvsInputError(f'door on wall {door.wall}, scene has {len(plan)} walls')
+        for poster in self.posters:
+            if not 0 <= poster.wall < len(plan):
+                raise AvsInputError(f'poster on wall {poster.wall}, scene has {len(plan)} '
+                                    f'walls')
         object.__setattr__(self, 'floor_plan', plan)
         object.__setattr__(self, '_edges', np.concatenate([plan, np.roll(plan, -1, 0)], 1))
 
@@ -151,7 +181,8 @@ class Scene:
         return replace(self, floor_plan=self.floor_plan * k, height=self.height * k,
                        boxes=tuple(b.scaled(k) for b in self.boxes),
                        doors=tuple(d.scaled(k) for d in self.doors),
-                       lamps=tuple(la.scaled(k) for la in self.lamps), scale=self.scale * k)
+                       lamps=tuple(la.scaled(k) for la in self.lamps),
+                       posters=tuple(p.scaled(k) for p in self.posters), scale=self.scale * k)
 
     def bounds(self) -> Tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the floor plan."""

@@ -11,7 +11,7 @@ from avs_net_ros.sim.materials import Material
 import numpy as np
 
 
-def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
+def lattice_hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
     """Return a uniform [0, 1) value per integer lattice point (a 32-bit integer mix)."""
     # uint32 arithmetic wraps modulo 2**32, which is what the mix needs.
     with np.errstate(over='ignore'):
@@ -30,10 +30,10 @@ def value_noise(u: np.ndarray, v: np.ndarray, seed: int) -> np.ndarray:
     fu = fu * fu * (3 - 2 * fu)
     fv = fv * fv * (3 - 2 * fv)
     iu, iv = iu.astype(np.int32), iv.astype(np.int32)
-    a = _hash(iu, iv, seed)
-    b = _hash(iu + 1, iv, seed)
-    c = _hash(iu, iv + 1, seed)
-    d = _hash(iu + 1, iv + 1, seed)
+    a = lattice_hash(iu, iv, seed)
+    b = lattice_hash(iu + 1, iv, seed)
+    c = lattice_hash(iu, iv + 1, seed)
+    d = lattice_hash(iu + 1, iv + 1, seed)
     return (a + (b - a) * fu) + ((c + (d - c) * fu) - (a + (b - a) * fu)) * fv
 
 
@@ -77,25 +77,25 @@ def texture_rgb(material: Material, u: np.ndarray, v: np.ndarray, seed: int) -> 
     elif kind == 'brick':
         row = np.floor(v)
         uu = u / 2.2 + 0.5 * (row % 2)
-        brick = _hash(np.floor(uu), row, seed)
+        brick = lattice_hash(np.floor(uu), row, seed)
         mortar = np.maximum(_lines(v, 0.08), _lines(uu, 0.035))
         f = 0.35 * brick + 0.15 * value_noise(u * 6, v * 6, seed + 3)
         f = f * (1 - mortar) + mortar
     elif kind == 'planks':
         col = np.floor(u)
-        vv = v / 7.0 + _hash(col, col * 0 + 17, seed)
-        plank = _hash(col, np.floor(vv), seed)
+        vv = v / 7.0 + lattice_hash(col, col * 0 + 17, seed)
+        plank = lattice_hash(col, np.floor(vv), seed)
         grain = value_noise(u * 25, v * 1.5, seed + 5)
         seam = np.maximum(_lines(u, 0.03), _lines(vv, 0.004))
         f = 0.45 * plank + 0.3 * grain
         f = f * (1 - seam) + seam
     elif kind == 'tiles':
-        tile = _hash(np.floor(u), np.floor(v), seed)
+        tile = lattice_hash(np.floor(u), np.floor(v), seed)
         grout = np.maximum(_lines(u, 0.025), _lines(v, 0.025))
         f = 0.25 * tile + 0.2 * fractal_noise(u * 4, v * 4, seed + 9, 2)
         f = f * (1 - grout) + grout
     elif kind == 'panels':
-        panel = _hash(np.floor(u), np.floor(v / 3.0), seed)
+        panel = lattice_hash(np.floor(u), np.floor(v / 3.0), seed)
         grain = value_noise(u * 1.5, v * 20, seed + 2)
         seam = np.maximum(_lines(u, 0.02), _lines(v / 3.0, 0.006))
         f = 0.3 * panel + 0.35 * grain
