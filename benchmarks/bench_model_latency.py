@@ -12,13 +12,14 @@ else on random inputs of the contract's shapes, which is enough for timing), and
 inference after warm-up in the three runtimes with the same number of threads, in alternating
 blocks so that load from other processes falls on all three alike; INT8 is timed twice, with
 ONNX Runtime's idle threads spin-waiting (its default) and sleeping (``intra_op_spinning``
-false, the node's default). Prints the median and 90th
-percentile per frame, the ratios, parameter counts and forward FLOPs
-(``torch.utils.flop_counter``; one multiply-add = 2 FLOPs), the load average before and after,
-and ONNX Runtime's own profile (``SessionOptions.enable_profiling``): the top operator types by
-share of kernel time and the share of each part of the network, so a regression shows where it
-is. With ``--test-root`` the fp32 and INT8 files are also scored on the test split with the
-core's metrics (frames fed as the runtime feeds them), to show what INT8 costs in accuracy.
+false, the node's default). Prints the median and 90th percentile per frame, the ratios,
+parameter counts and forward FLOPs (``torch.utils.flop_counter``; one multiply-add = 2 FLOPs),
+the load average before and after, and ONNX Runtime's own profile
+(``SessionOptions.enable_profiling``): the top operator types by share of kernel time and the
+share of each part of the network, so a regression shows where it is; PyTorch's
+(torch.profiler) top operators next to it, and the time both spend in convolutions. With
+``--test-root`` the fp32 and INT8 files are also scored on the test split with the core's
+metrics (frames fed as the runtime feeds them), to show what INT8 costs in accuracy.
 """
 
 import argparse
@@ -137,6 +138,20 @@ def _print_profile(title: str, by_op: Counter, by_part: Counter, total: float, r
     print(f'  by part: {parts}')
 
 
+def eager_profile(fn: Callable[[], object], runs: int) -> Tuple[Counter, float]:
+    """Run ``fn`` under torch.profiler; return (self CPU time by aten operator, total) in us."""
+    from torch.profiler import profile, ProfilerActivity
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(runs):
+            fn()
+    by_op: Counter = Counter()
+    for e in prof.key_averages():
+        by_op[e.key] += e.self_cpu_time_total
+    return by_op, float(sum(by_op.values()))
+
+
 def accuracy(paths: Dict[str, str], contract: ModelContract, root: str, layout: str,
              split: str, threads: int) -> Tuple[int, Dict[str, Dict[str, float]]]:
     """Score each model file on a split (core metrics at ground-truth resolution)."""
@@ -240,6 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         load1 = os.getloadavg()
         prof = {k: operator_profile(path, feeds, args.threads, args.profile_runs, tmp)
                 for k, path in (('fp32', fp32), ('int8', int8))}
+        eager_ops, eager_total = eager_profile(eager, args.profile_runs)
         acc = (accuracy({'fp32': fp32, 'int8': int8}, contract, args.test_root, args.layout,
                         args.test_split, args.threads) if args.test_root else None)
 
@@ -264,8 +280,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     e, f, i = (float(np.median(ms[k])) for k in ('eager', 'fp32', 'int8'))
     print(f'speed-up (medians, one run): fp32 vs eager {e / f:.2f}x, INT8 vs eager {e / i:.2f}x, '
           f'INT8 vs fp32 {f / i:.2f}x')
+    r = args.profile_runs
+    print(f'PyTorch eager profile (torch.profiler): self CPU time {eager_total / 1e3 / r:.1f} ms '
+          f'per run ({r} runs, summed over threads)')
+    print('  top operators: ' + ', '.join(f'{k} {100 * v / eager_total:.1f} %'
+                                          for k, v in eager_ops.most_common(args.top)))
     for k, title in (('fp32', 'ONNX Runtime fp32 profile'), ('int8', 'ONNX Runtime INT8 profile')):
         _print_profile(title, *prof[k], args.profile_runs, args.top)
+    conv_eager = sum(v for k, v in eager_ops.items() if 'conv' in k) / 1e3 / r
+    conv_ort = sum(v for k, v in prof['fp32'][0].items() if 'Conv' in k) / 1e3 / r
+    print(f'convolutions per run: PyTorch eager {conv_eager:.1f} ms (aten conv operators, '
+          f'summed over threads), ONNX Runtime fp32 {conv_ort:.1f} ms (Conv kernels)')
     if acc is not None:
         n, m = acc
         print(f'accuracy on {n} frames of {args.test_root} ({args.test_split}), 0 < gt <= '
