@@ -215,6 +215,7 @@ def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen
             break
         if t_measure is None and elapsed >= args.warmup:
             t_measure, cpu0, rss0 = now, _cpu_seconds(node_proc.pid), _rss_kib(node_proc.pid)
+            load0 = os.getloadavg()[0]
             sent = 0
             measuring.set()
         header_ns = time.time_ns()
@@ -239,12 +240,14 @@ def _drive(args: argparse.Namespace, h: int, w: int, node_proc: subprocess.Popen
     measuring.clear()
     t_end = time.monotonic()
     cpu1, rss1 = _cpu_seconds(node_proc.pid), _rss_kib(node_proc.pid)
+    load1 = os.getloadavg()[0]
     bar.close()
     dur = t_end - t_measure
     with lock:
         n_out, n_pseudo, lat = len(received['metric']), len(received['pseudo']), list(latency)
     print(f'\ncamera {h}x{w} rgb8 at {args.rate:g} Hz for {dur:.1f} s, an echo every '
           f'{args.echo_every} frames ({args.echo_delay * 1e3:.0f} ms after its frame)')
+    print(f'load average (1 min):   {load0:.2f} at the start, {load1:.2f} at the end')
     print(f'frames sent:            {sent} ({sent / dur:.1f} Hz)')
     print(f'depth/metric received:  {n_out} ({n_out / dur:.1f} Hz, '
           f'{100.0 * n_out / max(sent, 1):.1f} % of frames)')
