@@ -101,8 +101,12 @@ def resize_bins_last(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def _power(x: torch.Tensor, gamma: int) -> torch.Tensor:
-    # x * x is what pow(x, 2) computes, exactly; ONNX Runtime runs Mul faster than Pow.
-    return x * x if gamma == 2 else x.pow(gamma)
+    # x * x is what pow(x, 2) computes, exactly, and ONNX Runtime runs Mul faster than Pow.
+    # Only in the export: in training, x * x would add the two gradient halves in another
+    # order than pow's 2x and so change trained weights by rounding.
+    if gamma == 2 and torch.onnx.is_in_onnx_export():
+        return x * x
+    return x.pow(gamma)
 
 
 def inv_attractor(dx: torch.Tensor, alpha: float = 300.0, gamma: int = 2) -> torch.Tensor:
@@ -207,7 +211,7 @@ class AttractorLayer(nn.Module):
             a = (a + 1e-3).view(n, self.n_attractors, 2, h, w)[:, :, 0]
         b = _resize(b_prev, x.shape[-2:])
         delta = self.dist(a.unsqueeze(2) - b.unsqueeze(1), self.alpha, self.gamma)
-        if self.n_attractors == 1:
+        if self.n_attractors == 1 and torch.onnx.is_in_onnx_export():
             delta = delta[:, 0]  # mean and sum of one: no reduction pass over (B, K, H, W)
         else:
             delta = delta.mean(dim=1) if self.kind == 'mean' else delta.sum(dim=1)
@@ -395,7 +399,8 @@ class MetricBinsHead(nn.Module):
         convolution; the log-binomial and the expectation over bins run with the bin axis last
         (``LogBinomial._expectation``), the centres resized straight into that layout
         (``resize_bins_last``); the attractors skip the sort of centres that are
-        provably ascending (``keeps_order``), and a one-attractor stage its mean over one.
+        provably ascending (``keeps_order``), and, in the export, a one-attractor stage its mean
+        over one and gamma 2 is a product instead of a power.
         """
         embedding, centres = self.bins(bottleneck, blocks)
         size = out_conv.shape[-2:]
