@@ -282,15 +282,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f'INT8 vs fp32 {f / i:.2f}x')
     r = args.profile_runs
     print(f'PyTorch eager profile (torch.profiler): self CPU time {eager_total / 1e3 / r:.1f} ms '
-          f'per run ({r} runs, summed over threads)')
+          f'per run ({r} runs; operators as the calling thread records them)')
     print('  top operators: ' + ', '.join(f'{k} {100 * v / eager_total:.1f} %'
                                           for k, v in eager_ops.most_common(args.top)))
     for k, title in (('fp32', 'ONNX Runtime fp32 profile'), ('int8', 'ONNX Runtime INT8 profile')):
         _print_profile(title, *prof[k], args.profile_runs, args.top)
     conv_eager = sum(v for k, v in eager_ops.items() if 'conv' in k) / 1e3 / r
     conv_ort = sum(v for k, v in prof['fp32'][0].items() if 'Conv' in k) / 1e3 / r
-    print(f'convolutions per run: PyTorch eager {conv_eager:.1f} ms (aten conv operators, '
-          f'summed over threads), ONNX Runtime fp32 {conv_ort:.1f} ms (Conv kernels)')
+    print(f'convolutions per run: PyTorch eager {conv_eager:.1f} ms (aten conv operators), '
+          f'ONNX Runtime fp32 {conv_ort:.1f} ms (Conv kernels)')
     if acc is not None:
         n, m = acc
         print(f'accuracy on {n} frames of {args.test_root} ({args.test_split}), 0 < gt <= '
