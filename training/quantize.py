@@ -225,7 +225,8 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument('--frames', type=int, default=16, help='calibration frames')
     p.add_argument('--keep-float', nargs='*', default=list(KEEP_FLOAT), metavar='PREFIX',
                    help='node-name prefixes to keep in float (default: the log-binomial head '
-                        'tail, but its first layer); give none to quantize everything')
+                        "tail, but the bin embedding's convolution); give none to quantize the "
+                        "tail's convolutions and matrix products too")
     p.add_argument('--float-tail-linear', action='store_true',
                    help="keep the bin embedding's convolution in the head tail in float too")
     p.add_argument('--float-glue', action='store_true',

@@ -244,13 +244,17 @@ def parse_label(text: str) -> Tuple[str, str]:
     return name, label.strip()
 
 
-def row_name(relative: str, row: str, labels: Optional[Dict[str, str]] = None) -> str:
-    """Return the summary's row name for a relative model's Table 2 row.
+def model_label(relative: str, labels: Optional[Dict[str, str]] = None) -> str:
+    """Return what a relative model is called in the table.
 
     ``labels`` (from ``--label``) name models beyond ``LABELS``; unnamed ones read as their name.
     """
-    label = {**LABELS, **(labels or {})}.get(relative, relative)
-    return f'{label}: {ROW_LABELS[row]}'
+    return {**LABELS, **(labels or {})}.get(relative, relative)
+
+
+def row_name(relative: str, row: str, labels: Optional[Dict[str, str]] = None) -> str:
+    """Return the summary's row name for a relative model's Table 2 row (``model_label``)."""
+    return f'{model_label(relative, labels)}: {ROW_LABELS[row]}'
 
 
 def per_seed_results(results: Dict[str, dict], seeds: Sequence[int],
@@ -261,7 +265,6 @@ def per_seed_results(results: Dict[str, dict], seeds: Sequence[int],
     'count'}}}, the rows of every relative model in TABLE2_ROWS order; AIDE_k is the first
     relative model's Proposed over Baseline. ``labels`` as for ``row_name``.
     """
-    names = {**LABELS, **(labels or {})}
     out: Dict[int, dict] = {s: {} for s in seeds}
     for name, res in results.items():
         relatives = list(res['relatives'])
@@ -275,7 +278,7 @@ def per_seed_results(results: Dict[str, dict], seeds: Sequence[int],
                                      f'were scored')
                 for row in TABLE2_ROWS:
                     metrics[row_name(r, row, labels)] = table[r][row]
-                pairs[f'{names.get(r, r)}: after scaling'] = (
+                pairs[f'{model_label(r, labels)}: after scaling'] = (
                     row_name(r, ROW_BASELINE, labels), row_name(r, ROW_PROPOSED, labels))
             aide = {int(e['band']): (e['aide_m'], e['images'])
                     for e in res['aide'][f'seed{s}'].get(relatives[0], [])}

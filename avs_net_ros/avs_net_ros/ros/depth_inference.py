@@ -303,9 +303,10 @@ class DepthInferenceNode(LifecycleMixin, LifecycleNode):
         with self._lock:
             self._frames.clear()
             self._pair = None
+            self._pair_ns = -1  # a replay that starts again must not find its frames due
 
     def _release(self) -> None:
-        """Stop the worker, destroy the outputs and release the ONNX sessions."""
+        """Stop the workers, destroy the outputs and release the ONNX sessions."""
         self._stop_workers()
         for pub in self._outputs:
             self.destroy_lifecycle_publisher(pub)
