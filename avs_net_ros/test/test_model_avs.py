@@ -1,5 +1,7 @@
 """AVS-Net model: shapes, bin ranges, the echo path, and agreement with ZoeDepth's head."""
 
+from unittest import mock
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +9,7 @@ from torch.utils.data import Dataset
 
 from training.config import ModelConfig
 from training.evaluation import forward_batch
+from training.models import metric_bins
 from training.models.avs_net import AVSNet, build_model, RelativeDepthNet
 from training.models.metric_bins import (_resize as nn_resize, AttractorLayer, keeps_order,
                                          LogBinomial, MetricBinsHead)
@@ -233,8 +236,24 @@ def test_log_binomial_expectation_equals_softmax_form():
     p, t = p.view(1, 1, 4, 8), t.view(1, 1, 4, 8)
     values = torch.sort(torch.rand(1, 64, 4, 8, generator=g) * 30, dim=1)[0]
     ref = (lb(p[:, 0], t) * values).sum(1, keepdim=True)
-    got = lb(p.permute(0, 2, 3, 1), t.permute(0, 2, 3, 1), values.permute(0, 2, 3, 1))
+    got = lb(p[:, 0], t[:, 0], values.permute(0, 2, 3, 1))
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+    with mock.patch('torch.onnx.is_in_onnx_export', return_value=True):
+        exported = lb(p[:, 0], t[:, 0], values.permute(0, 2, 3, 1))  # the Softmax form
+    assert torch.allclose(exported, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_exported_softplus_is_onnx_runtimes_formula():
+    # The export writes Softplus as relu(x) + log(exp(-|x|) + 1), ONNX Runtime's own
+    # kernel formula; it must match torch's softplus (log1p, linear above 20) to rounding,
+    # with no overflow at the extremes.
+    x = torch.cat([torch.tensor([-1e4, -100.0, -20.0, -1e-7, 0.0, 1e-7, 20.0, 21.0, 100.0,
+                                 1e4]), torch.linspace(-30, 30, 601)])
+    ref = torch.nn.functional.softplus(x)
+    with mock.patch('torch.onnx.is_in_onnx_export', return_value=True):
+        got = metric_bins._softplus(x, torch.nn.Softplus())
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, ref, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize('kind', ['inv', 'exp'])
