@@ -17,7 +17,9 @@ parameter counts and forward FLOPs (``torch.utils.flop_counter``; one multiply-a
 the load average before and after, and ONNX Runtime's own profile
 (``SessionOptions.enable_profiling``): the top operator types by share of kernel time and the
 share of each part of the network, so a regression shows where it is; PyTorch's
-(torch.profiler) top operators next to it, and the time both spend in convolutions. With
+(torch.profiler) top operators next to it, and the time both spend in convolutions, with
+their rate against ONNX Runtime's on one large matrix product (this CPU's practical peak) and
+the speed-up fp32 could reach if nothing but the convolutions took time. With
 ``--test-root`` the fp32 and INT8 files are also scored on the test split with the core's
 metrics (frames fed as the runtime feeds them), to show what INT8 costs in accuracy.
 """
@@ -92,6 +94,36 @@ def _session(path: str, threads: int, profile_prefix: Optional[str] = None,
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
     return ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+
+
+def gemm_rate(threads: int, n: int = 2048, runs: int = 5) -> float:
+    """Return ONNX Runtime's float32 MatMul rate (GFLOP/s) for (n x n) @ (n x n) on this CPU.
+
+    The practical peak its convolutions can reach (they run as blocked matrix products), so
+    the convolution rate of the model can be read against it.
+    """
+    import onnx
+    from onnx import helper, TensorProto
+
+    rng = np.random.default_rng(0)
+    b = helper.make_tensor('b', TensorProto.FLOAT, [n, n], rng.random(n * n, np.float32))
+    graph = helper.make_graph([helper.make_node('MatMul', ['a', 'b'], ['y'])], 'gemm',
+                              [helper.make_tensor_value_info('a', TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [n, n])],
+                              [b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'gemm.onnx')
+        onnx.save(model, path)
+        sess = _session(path, threads)
+        a = {'a': rng.random((n, n), np.float32)}
+        sess.run(None, a)
+        best = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            sess.run(None, a)
+            best.append(time.perf_counter() - t)
+    return 2.0 * n ** 3 / float(np.median(best)) / 1e9
 
 
 def _part(node: str) -> str:
@@ -221,6 +253,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(*tensors)
     flops = counter.get_total_flops()
+    conv_flops = sum(v for k, v in counter.get_flop_counts()['Global'].items()
+                     if 'convolution' in str(k))
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or tmp
@@ -256,6 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         prof = {k: operator_profile(path, feeds, args.threads, args.profile_runs, tmp)
                 for k, path in (('fp32', fp32), ('int8', int8))}
         eager_ops, eager_total = eager_profile(eager, args.profile_runs)
+        gemm = gemm_rate(args.threads)
         acc = (accuracy({'fp32': fp32, 'int8': int8}, contract, args.test_root, args.layout,
                         args.test_split, args.threads) if args.test_root else None)
 
@@ -291,6 +326,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     conv_ort = sum(v for k, v in prof['fp32'][0].items() if 'Conv' in k) / 1e3 / r
     print(f'convolutions per run: PyTorch eager {conv_eager:.1f} ms (aten conv operators), '
           f'ONNX Runtime fp32 {conv_ort:.1f} ms (Conv kernels)')
+    rate_eager, rate_ort = conv_flops / conv_eager / 1e6, conv_flops / conv_ort / 1e6
+    print(f'  {conv_flops / 1e9:.2f} GFLOP of convolutions: eager {rate_eager:.0f} GFLOP/s, '
+          f'ONNX Runtime {rate_ort:.0f} GFLOP/s; a 2048x2048 MatMul in ONNX Runtime here '
+          f'{gemm:.0f} GFLOP/s (same run)')
+    print(f'  fp32 vs eager if every other operator took no time: at most {e / conv_ort:.2f}x')
     if acc is not None:
         n, m = acc
         print(f'accuracy on {n} frames of {args.test_root} ({args.test_split}), 0 < gt <= '
