@@ -154,3 +154,20 @@ def test_verdict_says_plainly_whether_echoes_helped():
     assert score['rooms']['big']['views_av_closer'] == 0
     helped, line = report.verdict(report.score_rooms(_runs((3.0, 3.0), (1.0, 1.0)), 30.0))
     assert not helped and line.startswith('VERDICT: echoes did NOT help here')
+
+
+def test_system_figures_count_outputs_of_frames_recorded_before_separately():
+    # Recording starts while the camera already publishes: an output can arrive for a frame
+    # the recorder never saw. It must not make metric_outputs exceed camera_frames.
+    rec = demo_graph.RunRecord('av')
+    frame = np.zeros((2, 2), np.float32)
+    rec.add('metric', 0, frame, 0.05)            # its camera frame was published earlier
+    for stamp in (1, 2, 3):
+        rec.add('rgb', stamp, frame, 0.1 * stamp)
+    for stamp in (1, 2):
+        rec.add('metric', stamp, frame, 0.1 * stamp + 0.02)
+    rec.end_t = 10.0
+    s = rec.system()
+    assert s['camera_frames'] == 3 and s['metric_outputs'] == 2
+    assert s['metric_outputs_of_earlier_frames'] == 1
+    assert s['frames_without_output'] == 1

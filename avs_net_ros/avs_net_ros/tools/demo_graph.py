@@ -86,7 +86,11 @@ class RunRecord:
                if 'metric' in f and 'rgb' in f]
         cam = sorted(f['rgb_t'] for f in frames)
         return {'camera_frames': len(frames),
-                'metric_outputs': len(outs),
+                # outputs of recorded camera frames; an output can also arrive for a frame
+                # published just before recording began, counted on its own
+                'metric_outputs': sum('metric' in f for f in frames),
+                'metric_outputs_of_earlier_frames': sum('metric' in f and 'rgb' not in f
+                                                        for f in self.frames.values()),
                 'pseudo_dense_outputs': sum('pseudo_dense' in f for f in self.frames.values()),
                 'camera_rate_hz': (len(cam) - 1) / (cam[-1] - cam[0]) if len(cam) > 1 else None,
                 'output_rate_hz': (len(outs) - 1) / (outs[-1] - outs[0])
