@@ -118,12 +118,12 @@ def gemm_rate(threads: int, n: int = 2048, runs: int = 5) -> float:
         sess = _session(path, threads)
         a = {'a': rng.random((n, n), np.float32)}
         sess.run(None, a)
-        best = []
+        seconds = []
         for _ in range(runs):
             t = time.perf_counter()
             sess.run(None, a)
-            best.append(time.perf_counter() - t)
-    return 2.0 * n ** 3 / float(np.median(best)) / 1e9
+            seconds.append(time.perf_counter() - t)
+    return 2.0 * n ** 3 / float(np.median(seconds)) / 1e9
 
 
 def _part(node: str) -> str:
