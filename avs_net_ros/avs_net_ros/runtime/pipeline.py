@@ -129,7 +129,7 @@ class MetricDepthPipeline:
         (``session.gpu_provider_options``), and ``intra_op_spinning`` (``OnnxModel``'s
         ``spinning``) to their sessions. It is off by default: the models run one after the
         other, and the idle threads of one session spinning for work took the cores from the
-        next (measured: 188 vs 119 ms per frame for the default INT8 models on 2 cores).
+        next (``benchmarks.bench_pipeline --compare-spinning``; README, Latency).
 
         Raises:
             FileNotFoundError: a model path does not exist.
