@@ -158,8 +158,8 @@ def _pipeline_rows(paths: Dict[str, str], camera: Tuple[int, int], runs: int, th
         f = pipe.avs.contract.echo.features
         echo = (rng.standard_normal((2, f.window_samples)) * 0.05).astype(np.float32)
         ms = _median_ms(lambda: pipe.infer(rgb, echo, f.sample_rate), runs)
-        rows.append((what, f'{ms:.1f}', f'AV + relative, STFT, scale, 720p maps; '
-                                        f'{pipe.active_providers["avs"][0]}'))
+        rows.append((what, f'{ms:.1f}', f'AV + relative, STFT, scale, {camera[0]}x{camera[1]} '
+                                        f'maps; {pipe.active_providers["avs"][0]}'))
     return rows
 
 
