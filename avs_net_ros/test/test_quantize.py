@@ -134,3 +134,16 @@ def test_avs_net_head_tail_stays_float(tmp_path):
     got = ort.InferenceSession(out, providers=['CPUExecutionProvider']).run(None, feeds[0])[0]
     assert np.all(np.isfinite(got))
     assert contract.min_depth - 1e-4 <= got.min() and got.max() <= contract.max_depth + 1e-4
+
+
+def test_a_head_tail_without_its_embedding_convolution_is_named():
+    # If the head's export renames the tail's 1x1 convolution, the rule must say so instead of
+    # silently leaving it in float.
+    from onnx import helper, TensorProto
+
+    node = helper.make_node('Relu', ['x'], ['y'], name=HEAD_TAIL + '/Relu')
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ('x', 'y')]
+    graph = helper.make_graph([node], 'g', io[:1], io[1:])
+    with pytest.raises(AvsInputError, match='update TAIL_LINEAR'):
+        nodes_to_quantize(graph)
+    assert nodes_to_quantize(graph, tail_linear=()) == []  # and the tail's Relu stays float
